@@ -1,0 +1,117 @@
+"""The `replicadesk` command: argument parsing and output for core's services.
+
+Subcommands build the same engine objects the console will; this module only turns arguments
+into typed requests and results into text, JSON (`--json`) or a progress bar (on a terminal).
+Every `ReplicaDeskError` ends the command with its message and its exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from core import __version__
+from core.errors import CancelledError, ReplicaDeskError, UsageError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _parser() -> argparse.ArgumentParser:
+    from core.cli import demo, disk, mover
+
+    parser = argparse.ArgumentParser(
+        prog="replicadesk",
+        description="ReplicaDesk: VMware replication and disaster recovery. Replicates VM disks "
+        "block by block into restore points and moves the data between sites.",
+    )
+    parser.add_argument("--version", action="version", version=f"replicadesk {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    disk.register(sub)
+    mover.register(sub)
+    demo.register(sub)
+    return parser
+
+
+class Cancel:
+    """First Ctrl-C (or SIGTERM) cancels the run cleanly; a second one kills."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def install(self) -> None:
+        def handler(signum: int, frame: FrameType | None) -> None:
+            if self.event.is_set():
+                signal.signal(signum, signal.SIG_DFL)
+                signal.raise_signal(signum)
+                return
+            self.event.set()
+            print("\nreplicadesk: cancelling (again to kill)...", file=sys.stderr)
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
+            signal.signal(signal.SIGTERM, handler)
+
+
+CANCEL = Cancel()
+
+
+def emit_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    CANCEL.install()
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except CancelledError as e:
+        print(f"replicadesk: {e}", file=sys.stderr)
+        return e.exit_code
+    except ReplicaDeskError as e:
+        print(f"replicadesk: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("replicadesk: interrupted", file=sys.stderr)
+        return 130
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from e
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return value
+
+
+def host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def require(cond: bool, message: str) -> None:
+    if not cond:
+        raise UsageError(message)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

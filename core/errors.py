@@ -1,0 +1,133 @@
+"""The project's own exceptions: every failure core reports is one of these.
+
+As in borg's `helpers/errors.py`, each class's docstring is its message template, formatted with
+the positional arguments, and each class carries the exit code the CLI returns for it. Callers
+(CLI, console, service) catch `ReplicaDeskError` and show `str(error)`; nothing in core raises a
+bare `Exception` for a condition a user can cause.
+"""
+
+from __future__ import annotations
+
+
+class ReplicaDeskError(Exception):
+    """Error: {}"""
+
+    exit_code = 2
+
+    def __str__(self) -> str:
+        template = (self.__doc__ or "{}").strip().splitlines()[0]
+        try:
+            return template.format(*self.args)
+        except (IndexError, KeyError):
+            return f"{template} {self.args!r}"
+
+
+class UsageError(ReplicaDeskError):
+    """{}"""
+
+    exit_code = 2
+
+
+# --- disk files -------------------------------------------------------------------------------
+
+
+class DiskFormatError(ReplicaDeskError):
+    """{}: not a disk ReplicaDesk can read: {}"""
+
+    exit_code = 10
+
+
+class SourceTruncatedError(DiskFormatError):
+    """{}: the file holds {} bytes but its descriptor says the extent has {} bytes"""
+
+
+class ChainError(DiskFormatError):
+    """{}: broken disk chain: {}"""
+
+
+# --- replicas and their metadata --------------------------------------------------------------
+
+
+class ReplicaError(ReplicaDeskError):
+    """Replica {}: {}"""
+
+    exit_code = 20
+
+
+class ReplicaMismatchError(ReplicaError):
+    """Replica {} belongs to another disk: {}"""
+
+
+class ReplicaCorruptError(ReplicaError):
+    """Replica {} is damaged: {}"""
+
+
+class ReplicaLockedError(ReplicaError):
+    """Replica {} is in use by another run (lock held by {})"""
+
+
+class PointNotFoundError(ReplicaError):
+    """Replica {} has no restore point {}"""
+
+
+class MetadataError(ReplicaDeskError):
+    """Replica metadata {}: {}"""
+
+    exit_code = 21
+
+
+class MetadataMissingError(MetadataError):
+    """Replica metadata {} is missing: {}"""
+
+
+class MetadataCorruptError(MetadataError):
+    """Replica metadata {} is corrupt: {}"""
+
+
+class MetadataStaleError(MetadataError):
+    """Replica metadata {} is out of date: {}"""
+
+
+class MetadataMismatchError(MetadataError):
+    """Replica metadata {} belongs to another disk or replica: {}"""
+
+
+# --- data movers ------------------------------------------------------------------------------
+
+
+class MoverError(ReplicaDeskError):
+    """Data mover: {}"""
+
+    exit_code = 30
+
+
+class MoverConnectionError(MoverError):
+    """Cannot talk to the data mover at {}: {}"""
+
+
+class AuthenticationError(MoverError):
+    """The data mover at {} refused the connection or its credentials: {}"""
+
+
+class ProtocolError(MoverError):
+    """Data mover protocol error: {}"""
+
+
+class BlockIntegrityError(MoverError):
+    """Block {} (offset {}) failed its digest check at the target: the data was damaged in transit"""
+
+
+class RemoteError(MoverError):
+    """The target data mover reported: {}"""
+
+
+class TargetFullError(ReplicaDeskError):
+    """The target file system is full while writing {}: free space and run again (no restore point was changed)"""
+
+    exit_code = 31
+
+
+class CancelledError(ReplicaDeskError):
+    """The run was cancelled: {} (no restore point was changed)"""
+
+    exit_code = 130
