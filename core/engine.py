@@ -25,7 +25,6 @@ from core.errors import (
     UsageError,
 )
 from core.mover.remote import RemoteTarget
-from core.mover.tls import TlsFiles
 from core.mover.source import SourceMover, SourcePlan
 from core.mover.stats import RunStats, StageClock
 from core.mover.target import (
@@ -35,6 +34,7 @@ from core.mover.target import (
     TargetEndpoint,
     digest_array_checksum,
 )
+from core.mover.tls import TlsFiles
 from core.replica.chain import MAX_POINTS
 from core.replica.digestfile import DigestSet
 from core.replica.metadata import Expected, MetadataStore
@@ -72,9 +72,7 @@ class ReplicationRequest:
         if not 1 <= self.keep <= MAX_POINTS:
             raise UsageError(f"restore points to keep must be 1 to {MAX_POINTS}, not {self.keep}")
         if self.block_size not in BLOCK_SIZES.values():
-            raise UsageError(
-                f"block size {self.block_size} is not one of {', '.join(BLOCK_SIZES)}"
-            )
+            raise UsageError(f"block size {self.block_size} is not one of {', '.join(BLOCK_SIZES)}")
 
 
 @dataclass(frozen=True)

@@ -45,10 +45,11 @@ def qemu_check(vmdk: Path) -> None:
 def make_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
     """make_disk(name, size_mib, seed) -> Path of a realistic raw image."""
 
-    def make(name: str = "disk.img", size_mib: int = 16, seed: int = 1,
-             mix: ImageMix = ImageMix()) -> Path:
+    def make(
+        name: str = "disk.img", size_mib: int = 16, seed: int = 1, mix: ImageMix | None = None
+    ) -> Path:
         path = tmp_path / name
-        write_image(path, size_mib * MIB, mix=mix, seed=seed)
+        write_image(path, size_mib * MIB, mix=mix or ImageMix(), seed=seed)
         return path
 
     return make
@@ -100,9 +101,25 @@ class MoverProcess:
         s = self.certs.server
         self._logf = open(self.log, "a")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "core.cli.main", "-v", "mover", "serve",
-             "--listen", f"127.0.0.1:{port}", "--root", str(self.root),
-             "--tls-cert", str(s.cert), "--tls-key", str(s.key), "--tls-ca", str(s.ca), "--json"],
+            [
+                sys.executable,
+                "-m",
+                "core",
+                "-v",
+                "mover",
+                "serve",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--root",
+                str(self.root),
+                "--tls-cert",
+                str(s.cert),
+                "--tls-key",
+                str(s.key),
+                "--tls-ca",
+                str(s.ca),
+                "--json",
+            ],
             stdout=subprocess.PIPE,
             stderr=self._logf,
             text=True,

@@ -120,8 +120,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         replica = onsite / "replica"
 
         def local_request(disk: Path, areas: list[tuple[int, int]] | None) -> ReplicationRequest:
-            return ReplicationRequest(disk, str(replica), onsite / "metadata", keep=7,
-                                      changed_areas=areas)
+            return ReplicationRequest(
+                disk, str(replica), onsite / "metadata", keep=7, changed_areas=areas
+            )
 
         _scenario(onsite, size, local_request)
         ok = _check(replica, onsite) and ok
@@ -131,9 +132,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         offsite.mkdir(exist_ok=True)
         certs = create_certificates(offsite / "certs", ["localhost", "127.0.0.1"])
         server = subprocess.Popen(
-            [sys.executable, "-m", "core.cli.main", "mover", "serve", "--listen", "127.0.0.1:0",
-             "--root", str(offsite / "dr-site"), "--tls-cert", str(certs["server"]),
-             "--tls-key", str(certs["server_key"]), "--tls-ca", str(certs["ca"]), "--json"],
+            [
+                sys.executable,
+                "-m",
+                "core",
+                "mover",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--root",
+                str(offsite / "dr-site"),
+                "--tls-cert",
+                str(certs["server"]),
+                "--tls-key",
+                str(certs["server_key"]),
+                "--tls-ca",
+                str(certs["ca"]),
+                "--json",
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -150,8 +166,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         spec = RemoteSpec(addr["host"], int(addr["port"]), tls)
 
         def remote_request(disk: Path, areas: list[tuple[int, int]] | None) -> ReplicationRequest:
-            return ReplicationRequest(disk, "vm-disk", offsite / "metadata", keep=7,
-                                      block_size=256 << 10, changed_areas=areas, target=spec)
+            return ReplicationRequest(
+                disk,
+                "vm-disk",
+                offsite / "metadata",
+                keep=7,
+                block_size=256 << 10,
+                changed_areas=areas,
+                target=spec,
+            )
 
         _scenario(offsite, size, remote_request)
         ok = _check(offsite / "dr-site" / "vm-disk", offsite) and ok

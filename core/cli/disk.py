@@ -69,39 +69,57 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rep.add_argument("--tls-ca", type=Path, help="the CA that signed the target's certificate")
     rep.add_argument("--tls-server-name", help="name to expect in the target's certificate")
     comp = rep.add_mutually_exclusive_group()
-    comp.add_argument("--compress", dest="compress", action="store_true", default=None,
-                      help="compress blocks (default: on with --target, off onsite)")
+    comp.add_argument(
+        "--compress",
+        dest="compress",
+        action="store_true",
+        default=None,
+        help="compress blocks (default: on with --target, off onsite)",
+    )
     comp.add_argument("--no-compress", dest="compress", action="store_false")
     rep.add_argument(
         "--rebuild-metadata",
         action="store_true",
         help="when the metadata belongs to another replica, rebuild it from the replica",
     )
-    rep.add_argument("--format", choices=("auto", "raw", "vmdk"), default="auto",
-                     help="source format (default: detect)")
+    rep.add_argument(
+        "--format",
+        choices=("auto", "raw", "vmdk"),
+        default="auto",
+        help="source format (default: detect)",
+    )
     rep.add_argument("--json", action="store_true", help="print the result as JSON")
     rep.set_defaults(handler=cmd_replicate)
 
-    pts = dsub.add_parser("points", help="list the restore points of a replica",
-                          description="List restore points: id, created, and the VMDK that "
-                          "opens each point (in qemu-img or VMware).")
+    pts = dsub.add_parser(
+        "points",
+        help="list the restore points of a replica",
+        description="List restore points: id, created, and the VMDK that "
+        "opens each point (in qemu-img or VMware).",
+    )
     pts.add_argument("replica", type=Path, help="the replica folder")
     pts.add_argument("--json", action="store_true", help="print a JSON list")
     pts.set_defaults(handler=cmd_points)
 
-    ver = dsub.add_parser("verify", help="check restore points block by block",
-                          description="Read each restore point through its chain, digest every "
-                          "block and compare with the digests recorded at commit (and with "
-                          "SOURCE if --against is given). Exit code 1 if any point fails.")
+    ver = dsub.add_parser(
+        "verify",
+        help="check restore points block by block",
+        description="Read each restore point through its chain, digest every "
+        "block and compare with the digests recorded at commit (and with "
+        "SOURCE if --against is given). Exit code 1 if any point fails.",
+    )
     ver.add_argument("replica", type=Path, help="the replica folder")
     ver.add_argument("--point", type=positive_int, help="only this restore point")
     ver.add_argument("--against", type=Path, help="also compare with this source disk")
     ver.add_argument("--json", action="store_true", help="print the result as JSON")
     ver.set_defaults(handler=cmd_verify)
 
-    exp = dsub.add_parser("export", help="write a restore point as a raw image",
-                          description="Write restore point ID of REPLICA_DIR to OUTPUT as a raw "
-                          "(sparse) image. OUTPUT must not exist.")
+    exp = dsub.add_parser(
+        "export",
+        help="write a restore point as a raw image",
+        description="Write restore point ID of REPLICA_DIR to OUTPUT as a raw "
+        "(sparse) image. OUTPUT must not exist.",
+    )
     exp.add_argument("replica", type=Path, help="the replica folder")
     exp.add_argument("--point", type=positive_int, required=True, help="restore point id")
     exp.add_argument("output", type=Path, help="the raw image to create")
@@ -224,8 +242,10 @@ def cmd_points(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(rows)
         return 0
-    print(f"replica {manifest.replica_id}: {manifest.disk_size} bytes, "
-          f"{manifest.block_size // 1024} KiB blocks, {len(rows)} restore point(s)")
+    print(
+        f"replica {manifest.replica_id}: {manifest.disk_size} bytes, "
+        f"{manifest.block_size // 1024} KiB blocks, {len(rows)} restore point(s)"
+    )
     for r in rows:
         print(f"  {r['id']:>4}  {r['created']}  {r['kind']:<5}  {r['path']}")
     return 0

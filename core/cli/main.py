@@ -14,7 +14,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -103,7 +102,7 @@ def positive_int(text: str) -> int:
 
 def host_port(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
     return host.strip("[]"), int(port)
 
@@ -111,7 +110,3 @@ def host_port(text: str) -> tuple[str, int]:
 def require(cond: bool, message: str) -> None:
     if not cond:
         raise UsageError(message)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -22,14 +22,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Accept replication streams from source proxies and write restore points "
         "into replica folders under --root. Peers must present a certificate signed by --tls-ca.",
     )
-    serve.add_argument("--listen", type=host_port, default=("127.0.0.1", 6160),
-                       help="HOST:PORT to listen on (default 127.0.0.1:6160; port 0 picks one)")
+    serve.add_argument(
+        "--listen",
+        type=host_port,
+        default=("127.0.0.1", 6160),
+        help="HOST:PORT to listen on (default 127.0.0.1:6160; port 0 picks one)",
+    )
     serve.add_argument("--root", type=Path, required=True, help="folder holding the replicas")
     serve.add_argument("--tls-cert", type=Path, required=True, help="this mover's certificate")
     serve.add_argument("--tls-key", type=Path, required=True, help="this mover's private key")
     serve.add_argument("--tls-ca", type=Path, required=True, help="CA that signs source proxies")
-    serve.add_argument("--json", action="store_true",
-                       help="print the listening address as JSON once ready")
+    serve.add_argument(
+        "--json", action="store_true", help="print the listening address as JSON once ready"
+    )
     serve.set_defaults(handler=cmd_serve)
 
     certs = msub.add_parser(
@@ -39,9 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "client.pem/client.key (for `disk replicate --target`) into OUTPUT_DIR.",
     )
     certs.add_argument("output", type=Path, help="folder to write the PEM files into")
-    certs.add_argument("--name", action="append", default=[],
-                       help="host name or IP the service is reached by (repeatable; "
-                       "localhost and 127.0.0.1 are always included)")
+    certs.add_argument(
+        "--name",
+        action="append",
+        default=[],
+        help="host name or IP the service is reached by (repeatable; "
+        "localhost and 127.0.0.1 are always included)",
+    )
     certs.add_argument("--json", action="store_true", help="print the file paths as JSON")
     certs.set_defaults(handler=cmd_certs)
 
@@ -49,7 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def cmd_serve(args: argparse.Namespace) -> int:
     service = MoverService(
         ServiceConfig(
-            args.root, args.listen[0], args.listen[1],
+            args.root,
+            args.listen[0],
+            args.listen[1],
             TlsFiles(args.tls_cert, args.tls_key, args.tls_ca),
         )
     )

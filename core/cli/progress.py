@@ -13,7 +13,7 @@ class Progress:
 
     def __init__(self, enabled: bool | None = None) -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self._bar: tqdm | None = None  # type: ignore[type-arg]
+        self._bar: tqdm | None = None
         self._phase = ""
 
     def __call__(self, phase: str, done: int, total: int) -> None:

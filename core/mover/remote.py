@@ -7,6 +7,7 @@ a full file system): an SSL socket is never read and written from two threads at
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import ssl
@@ -82,7 +83,9 @@ class RemoteTarget(TargetEndpoint):
             sock = self._ctx.wrap_socket(raw, server_hostname=self._server_name)
         except ssl.SSLCertVerificationError as e:
             raw.close()
-            raise AuthenticationError(self._address, f"its certificate is not trusted: {e.verify_message}") from e
+            raise AuthenticationError(
+                self._address, f"its certificate is not trusted: {e.verify_message}"
+            ) from e
         except (ssl.SSLError, OSError) as e:
             raw.close()
             raise AuthenticationError(self._address, f"TLS handshake failed: {e}") from e
@@ -94,12 +97,14 @@ class RemoteTarget(TargetEndpoint):
             raise ProtocolError("not connected")
         return self._sock
 
-    def _recv(self, expect: set[int]) -> tuple[int, bytearray]:
+    def _recv(self, expect: set[int], first: bool = False) -> tuple[int, bytearray]:
         sock = self._require()
         try:
             frame = p.recv_frame(sock)
         except ssl.SSLError as e:
-            raise AuthenticationError(self._address, f"the mover refused this peer: {e}") from e
+            if first:  # TLS 1.3 reports a refused client certificate on the first read
+                raise AuthenticationError(self._address, f"the mover refused this peer: {e}") from e
+            raise MoverConnectionError(self._address, f"TLS error: {e}") from e
         except OSError as e:
             raise MoverConnectionError(self._address, str(e)) from e
         if frame is None:
@@ -158,7 +163,12 @@ class RemoteTarget(TargetEndpoint):
                     }
                 ),
             )
-            _, body = self._recv({p.READY})
+            _, body = self._recv({p.READY}, first=True)
+        except MoverConnectionError as e:
+            # The service closes the connection right after the handshake when it refuses the
+            # certificate (TLS 1.3 sends its verdict after the client thinks it is done).
+            self.close()
+            raise AuthenticationError(self._address, f"the connection was closed: {e}") from e
         except BaseException:
             self.close()
             raise
@@ -214,10 +224,9 @@ class RemoteTarget(TargetEndpoint):
 
     def abort(self) -> None:
         if self._sock is not None and not self._committed:
-            try:
+            # If this fails the service discards the uncommitted point when the connection drops.
+            with contextlib.suppress(OSError, ssl.SSLError, ProtocolError):
                 p.send_frame(self._sock, p.ABORT)
-            except (OSError, ssl.SSLError, ProtocolError):
-                pass  # the service discards an uncommitted point when the connection drops
 
     def close(self) -> None:
         if self._sock is not None:

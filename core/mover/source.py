@@ -272,9 +272,7 @@ class SourceMover:
         send_q: queue.Queue[object] = queue.Queue(maxsize=QUEUE_DEPTH)
         threads = [
             threading.Thread(target=self._reader, args=(read_q,), name="source-reader"),
-            threading.Thread(
-                target=self._processor, args=(read_q, send_q), name="source-process"
-            ),
+            threading.Thread(target=self._processor, args=(read_q, send_q), name="source-process"),
         ]
         for t in threads:
             t.daemon = True

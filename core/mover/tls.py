@@ -37,7 +37,9 @@ class TlsFiles:
 
 def _context(purpose: ssl.Purpose, files: TlsFiles) -> ssl.SSLContext:
     files.check()
-    proto = ssl.PROTOCOL_TLS_SERVER if purpose is ssl.Purpose.CLIENT_AUTH else ssl.PROTOCOL_TLS_CLIENT
+    proto = (
+        ssl.PROTOCOL_TLS_SERVER if purpose is ssl.Purpose.CLIENT_AUTH else ssl.PROTOCOL_TLS_CLIENT
+    )
     ctx = ssl.SSLContext(proto)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     try:

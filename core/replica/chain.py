@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 
-from core import blocks
 from core.errors import (
     DiskFormatError,
     PointNotFoundError,
@@ -47,7 +46,7 @@ from core.errors import (
 )
 from core.fsutil import atomic_write, fsync_dir, is_enospc, punch_hole, pwrite_all
 from core.replica import digestfile
-from core.replica.digestfile import DigestFileError, DigestSet, zero_digests
+from core.replica.digestfile import DigestFileError, DigestSet
 from core.replica.manifest import MANIFEST_NAME, Manifest, PendingMerge, PointRecord
 from core.vmdk.descriptor import Descriptor, Extent, flat_descriptor, new_cid, render_descriptor
 from core.vmdk.image import DiskImage, open_disk
@@ -267,10 +266,7 @@ class ReplicaChain:
             desc = flat_descriptor(self.manifest.disk_size, BASE_EXTENT, into.cid)
             atomic_write(path, render_descriptor(desc).encode())
         for name in (point_file(merge.drop), digests_file(merge.drop)):
-            try:
-                (self.folder / name).unlink()
-            except FileNotFoundError:
-                pass
+            (self.folder / name).unlink(missing_ok=True)
         fsync_dir(self.folder)
         idx = self.manifest.points.index(into)
         self.manifest.points[idx] = PointRecord(**{**into.__dict__, "kind": "base"})

@@ -1,4 +1,4 @@
-"""Replica metadata on the source side: a folder per replica holding the digests of its latest point.
+"""Replica metadata on the source side: a folder per replica, the digests of its latest point.
 
 The source mover diffs a disk against these digests when CBT cannot say what changed. The file is
 only trusted when it describes exactly the replica's latest point (same replica id, point id,

@@ -56,7 +56,10 @@ def _digest_image(
 
 def _describe(bad: np.ndarray, block_size: int, what: str) -> str:
     first = int(bad[0])
-    return f"{bad.size} block(s) differ from {what}, first at block {first} (offset {first * block_size})"
+    return (
+        f"{bad.size} block(s) differ from {what}, first at block {first} "
+        f"(offset {first * block_size})"
+    )
 
 
 def verify_replica(
@@ -86,7 +89,9 @@ def verify_replica(
             try:
                 with chain.open_point(rec.id) as image:
                     if image.size != chain.manifest.disk_size:
-                        problems.append(f"reads {image.size} bytes, expected {chain.manifest.disk_size}")
+                        problems.append(
+                            f"reads {image.size} bytes, expected {chain.manifest.disk_size}"
+                        )
                     else:
                         actual = _digest_image(image, bs, progress)
                         recorded = chain.point_digests(rec.id).digests
