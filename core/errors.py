@@ -131,3 +131,74 @@ class CancelledError(ReplicaDeskError):
     """The run was cancelled: {} (no restore point was changed)"""
 
     exit_code = 130
+
+
+# --- infrastructure, jobs and the store (core.model, core.store) -------------------------------
+
+
+class InvalidSettingError(ReplicaDeskError):
+    """{}: {}"""
+
+    exit_code = 40
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(field, problem)
+        self.field = field
+        self.problem = problem
+
+    def under(self, prefix: str) -> InvalidSettingError:
+        """The same error with its field path placed under `prefix` (a key path in a job file)."""
+        if not prefix:
+            return self
+        if not self.field:
+            return type(self)(prefix, self.problem)
+        sep = "" if self.field.startswith("[") else "."
+        return type(self)(f"{prefix}{sep}{self.field}", self.problem)
+
+
+class JobFileError(ReplicaDeskError):
+    """Job file {}: {}"""
+
+    exit_code = 40
+
+
+class ReIpError(ReplicaDeskError):
+    """Re-IP of {}: {}"""
+
+    exit_code = 41
+
+
+class StoreError(ReplicaDeskError):
+    """Database {}: {}"""
+
+    exit_code = 50
+
+
+class SchemaTooNewError(StoreError):
+    """Database {} has schema version {}, newer than this ReplicaDesk knows ({}): upgrade ReplicaDesk"""
+
+
+class MigrationError(StoreError):
+    """Database {}: upgrading the schema failed at {}: {} (the database as it was before is at {})"""
+
+
+class NotFoundError(StoreError):
+    """There is no {} {!r}"""
+
+
+class AlreadyExistsError(StoreError):
+    """A {} named {!r} already exists"""
+
+
+class InUseError(StoreError):
+    """{} {!r} is still used by {}"""
+
+
+class SecretError(StoreError):
+    """Secrets key {}: {}"""
+
+
+class LockHeldError(ReplicaDeskError):
+    """{} is being processed by another run ({})"""
+
+    exit_code = 22

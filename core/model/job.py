@@ -1,0 +1,127 @@
+"""A replication job: every setting of the New Replication Job wizard that applies to replication.
+
+The dataclass groups follow the wizard's steps (DOMAIN.md): source selection (Virtual machines),
+destination, network, re-IP, job settings, data transfer, schedule. `core.model.jobfile` reads
+and writes the same structure as YAML or JSON; `core.store` keeps it as a JSON document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from core.errors import InvalidSettingError
+from core.model import fields
+from core.model.destination import Destination
+from core.model.network import NetworkMap
+from core.model.objects import SourceSelection
+from core.model.reip import ReIpRule, check_rules
+from core.model.schedule import AfterJob, JobSchedule
+
+MAX_RESTORE_POINTS = 28  # VMware's snapshot limit per VM
+DEFAULT_SUFFIX = "_replica"
+_SUFFIX_FORBIDDEN = set('/\\%*?"<>|')
+
+
+class BlockSize(StrEnum):
+    """The wizard's storage optimization: smaller blocks send less after small changes."""
+
+    LOCAL = "local"  # 1 MiB
+    LAN = "lan"  # 512 KiB
+    WAN = "wan"  # 256 KiB
+
+    @property
+    def bytes(self) -> int:
+        return {"local": 1 << 20, "lan": 512 << 10, "wan": 256 << 10}[self.value]
+
+
+class Compression(StrEnum):
+    """LZ4 is the engine's codec (core.blocks); `auto` is DOMAIN.md's rule: off when both data
+    movers are on one site, on between sites."""
+
+    AUTO = "auto"
+    NONE = "none"
+    OPTIMAL = "optimal"  # always LZ4
+
+    def enabled(self, offsite: bool) -> bool:
+        return self is Compression.OPTIMAL or (self is Compression.AUTO and offsite)
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    repository: str  # the name of the Repository holding replica metadata
+    replica_suffix: str = DEFAULT_SUFFIX
+    restore_points: int = 7
+    block_size: BlockSize = BlockSize.LOCAL
+    compression: Compression = Compression.AUTO
+    use_cbt: bool = True
+    enable_cbt: bool = True  # turn CBT on for VMs that have it off
+
+    def __post_init__(self) -> None:
+        fields.name("repository", self.repository)
+        suffix = fields.name("replica_suffix", self.replica_suffix, max_len=40)
+        bad = sorted(_SUFFIX_FORBIDDEN.intersection(suffix))
+        if bad:
+            raise InvalidSettingError(
+                "replica_suffix", f"{fields.show(suffix)} contains {' '.join(bad)}"
+            )
+        fields.integer("restore_points", self.restore_points, 1, MAX_RESTORE_POINTS)
+        fields.choice("block_size", self.block_size, BlockSize)
+        fields.choice("compression", self.compression, Compression)
+        fields.flag("use_cbt", self.use_cbt)
+        fields.flag("enable_cbt", self.enable_cbt)
+        if self.enable_cbt and not self.use_cbt:
+            raise InvalidSettingError(
+                "enable_cbt", "needs use_cbt: CBT would be enabled for nothing"
+            )
+
+
+@dataclass(frozen=True)
+class ProxySelection:
+    """Automatic (any proxy of the right site with a free task slot) or a chosen list."""
+
+    proxies: tuple[str, ...] = ()  # empty: automatic
+
+    def __post_init__(self) -> None:
+        for i, proxy in enumerate(self.proxies):
+            fields.name(f"proxies[{i}]", proxy)
+        fields.unique("proxies", self.proxies, "proxy")
+
+    @property
+    def automatic(self) -> bool:
+        return not self.proxies
+
+
+@dataclass(frozen=True)
+class DataTransfer:
+    source_proxies: ProxySelection = ProxySelection()
+    target_proxies: ProxySelection = ProxySelection()
+
+
+@dataclass(frozen=True)
+class ReplicationJob:
+    name: str
+    source: SourceSelection
+    destination: Destination
+    settings: JobSettings
+    description: str = ""
+    network: NetworkMap = field(default_factory=NetworkMap)
+    reip: tuple[ReIpRule, ...] = ()
+    transfer: DataTransfer = field(default_factory=DataTransfer)
+    schedule: JobSchedule = field(default_factory=JobSchedule)
+
+    def __post_init__(self) -> None:
+        fields.name("name", self.name, max_len=128)
+        fields.text("description", self.description)
+        if not isinstance(self.reip, tuple):
+            raise InvalidSettingError("reip", "must be a list of rules")
+        try:
+            check_rules(self.reip)
+        except InvalidSettingError as e:
+            raise e.under("reip") from None
+        trigger = self.schedule.trigger
+        if isinstance(trigger, AfterJob) and trigger.job == self.name:
+            raise InvalidSettingError("schedule.after", "a job cannot run after itself")
+
+    def replica_name(self, vm_name: str) -> str:
+        return f"{vm_name}{self.settings.replica_suffix}"

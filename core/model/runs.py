@@ -1,0 +1,113 @@
+"""Sessions: one run of a job (`Session`), one VM within it (`TaskSession`), and their logs.
+
+Statistics are the ones DOMAIN.md lists: processed, read and transferred bytes, duration,
+processing rate (processed / duration) and the bottleneck in Veeam's words. Times are
+timezone-aware (the store keeps UTC); log messages are meant for an administrator to read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+from core.errors import InvalidSettingError
+from core.model import fields
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCESS = "success"
+    WARNING = "warning"
+    FAILED = "failed"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class Bottleneck(StrEnum):
+    SOURCE = "Source"
+    PROXY = "Proxy"
+    NETWORK = "Network"
+    TARGET = "Target"
+    THROTTLING = "Throttling"
+
+
+class RunTrigger(StrEnum):
+    MANUAL = "manual"
+    SCHEDULE = "schedule"
+    RETRY = "retry"
+    AFTER_JOB = "after_job"
+
+
+def aware(field: str, value: object) -> dt.datetime:
+    if not isinstance(value, dt.datetime) or value.tzinfo is None:
+        raise InvalidSettingError(field, f"{fields.show(str(value))} is not a time with a zone")
+    return value
+
+
+@dataclass(frozen=True)
+class TransferStats:
+    processed_bytes: int = 0
+    read_bytes: int = 0
+    transferred_bytes: int = 0
+    duration: float = 0.0  # seconds
+    bottleneck: Bottleneck | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("processed_bytes", "read_bytes", "transferred_bytes"):
+            fields.integer(name, getattr(self, name), 0, 2**63 - 1)
+        if not isinstance(self.duration, int | float) or self.duration < 0:
+            raise InvalidSettingError("duration", f"{self.duration!r} is not a duration")
+        if self.bottleneck is not None:
+            fields.choice("bottleneck", self.bottleneck, Bottleneck)
+
+    @property
+    def rate(self) -> float:
+        """Processing rate in bytes per second."""
+        return self.processed_bytes / self.duration if self.duration > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    time: dt.datetime
+    severity: Severity
+    message: str
+
+    def __post_init__(self) -> None:
+        aware("time", self.time)
+        fields.choice("severity", self.severity, Severity)
+        fields.text("message", self.message, max_len=10_000)
+
+
+@dataclass(frozen=True)
+class TaskSession:
+    """One VM in one run."""
+
+    id: int
+    session_id: int
+    vm_moref: str
+    vm_name: str
+    status: RunStatus
+    started: dt.datetime
+    ended: dt.datetime | None = None
+    stats: TransferStats = TransferStats()
+    log: tuple[LogEntry, ...] = ()
+
+
+@dataclass(frozen=True)
+class Session:
+    """One run of a job."""
+
+    id: int
+    job: str
+    trigger: RunTrigger
+    attempt: int  # 0 for the run itself, 1.. for its retries
+    status: RunStatus
+    started: dt.datetime
+    ended: dt.datetime | None = None
+    stats: TransferStats = TransferStats()
+    log: tuple[LogEntry, ...] = ()
