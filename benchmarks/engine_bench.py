@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.diskgen import change_blocks, write_image  # noqa: E402
-from core.mover.tls import create_certificates  # noqa: E402
+from core.mover.certs import create_certificates  # noqa: E402
 
 MIB = 1 << 20
 

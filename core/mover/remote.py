@@ -204,7 +204,10 @@ class RemoteTarget(TargetEndpoint):
         pending = self._pending_error()
         if pending is not None:
             raise pending
-        self._send(p.BATCH, *p.encode_batch(batch))
+        try:
+            self._send(p.BATCH, *p.encode_batch(batch))
+        finally:
+            batch.done()
 
     def commit(self, checksum: str) -> CommitResult:
         self._send(p.COMMIT, p.json_bytes({"checksum": checksum}))

@@ -1,7 +1,8 @@
 """The source data mover: read the disk, digest, skip zeros, diff, compress, send.
 
-Three stages joined by bounded queues, so memory stays flat whatever the disk size
-(QUEUE_DEPTH batches of at most BATCH_BYTES between each pair of stages):
+Three stages joined by bounded queues, so memory stays flat whatever the disk size: batches are
+read into POOL_BUFFERS reused buffers of BATCH_BYTES, and a buffer is only read into again once
+every later stage (the target included) is done with it:
 
     reader thread  --ReadBatch-->  process thread  --BlockBatch-->  caller's thread: target.put()
     (Source)                        (Proxy: scan, diff,             (Network offsite; the target's
@@ -16,6 +17,7 @@ zero marker.
 
 from __future__ import annotations
 
+import mmap
 import queue
 import threading
 import time
@@ -27,13 +29,15 @@ import numpy as np
 from core import blocks
 from core.errors import CancelledError, UsageError
 from core.mover.batch import KIND_FRAME, KIND_RAW, KIND_ZERO, BlockBatch
+from core.mover.buffers import BufferPool, PoolStopped
 from core.mover.stats import RunStats, StageClock
 from core.mover.target import TargetEndpoint
 from core.replica.digestfile import zero_digests
 from core.vmdk.image import DiskImage
 
-BATCH_BYTES = 16 << 20
+BATCH_BYTES = 8 << 20
 QUEUE_DEPTH = 3
+POOL_BUFFERS = 8
 
 ProgressFn = Callable[[int], None]
 
@@ -51,8 +55,13 @@ class SourcePlan:
 @dataclass
 class _ReadBatch:
     indices: np.ndarray  # int64
-    buffer: bytearray | None  # the blocks back to back; None when all are known zeros
+    buffer: mmap.mmap | None  # pooled; the blocks back to back; None when all are known zeros
     lengths_total: int
+
+    @property
+    def data(self) -> memoryview:
+        assert self.buffer is not None
+        return memoryview(self.buffer)[: self.lengths_total]
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,7 @@ class SourceMover:
         self.blocks_sent = 0
         self.changed_bytes = 0
         self.transferred = 0
+        self._pool = BufferPool(POOL_BUFFERS, max(BATCH_BYTES, self.bs))
 
     # -- what to read --------------------------------------------------------------------------
 
@@ -143,7 +153,7 @@ class SourceMover:
         for start in range(0, reads.size, per_batch):
             idx = reads[start : start + per_batch]
             total = self._span(idx)
-            buf = bytearray(total)
+            buf = self._pool.acquire(self._stopping)
             view = memoryview(buf)
             pos = 0
             # Read runs of consecutive blocks with one call each.
@@ -164,6 +174,9 @@ class SourceMover:
             self._error = error
         self._failed.set()
 
+    def _stopping(self) -> bool:
+        return self._failed.is_set() or self.cancel.is_set()
+
     def _put(self, q: queue.Queue[object], item: object) -> bool:
         while not (self._failed.is_set() or self.cancel.is_set()):
             try:
@@ -179,6 +192,8 @@ class SourceMover:
                 if not self._put(out, batch):
                     return
             self._put(out, None)
+        except PoolStopped:
+            return
         except BaseException as e:
             self._fail(e)
 
@@ -222,7 +237,7 @@ class SourceMover:
             digests = self.zeros[idx]
             zero = np.ones(n, dtype=bool)
         else:
-            result = blocks.scan(item.buffer, self.bs)
+            result = blocks.scan(item.data, self.bs)
             digests, zero = result.digests, result.zero
         self.new_digests[idx] = digests
         self.zero_blocks += int(zero.sum())
@@ -232,15 +247,18 @@ class SourceMover:
             send = np.zeros(n, dtype=bool)
             send[blocks.diff_digests(digests, self.plan.baseline[idx])] = True
         local = np.flatnonzero(send)
+        buffer = item.buffer
         if not local.size:
+            if buffer is not None:
+                self._pool.release(buffer)
             return None
         kinds = np.where(zero[local], KIND_ZERO, KIND_FRAME if self.plan.compress else KIND_RAW)
         payloads: list[memoryview | bytes] = []
         data_local = local[~zero[local]]
-        if item.buffer is not None and data_local.size:
+        if buffer is not None and data_local.size:
+            view = item.data
             if self.plan.compress:
-                frames = iter(blocks.compress_blocks(item.buffer, self.bs, data_local))
-            view = memoryview(item.buffer)
+                frames = iter(blocks.compress_blocks(view, self.bs, data_local))
         for j in local.tolist():
             if zero[j]:
                 payloads.append(b"")
@@ -251,9 +269,17 @@ class SourceMover:
                 payloads.append(view[start : start + self._block_len(int(idx[j]))])
         self.blocks_sent += local.size
         self.changed_bytes += self._span(idx[local])
-        return BlockBatch(
+        batch = BlockBatch(
             idx[local].copy(), kinds.astype(np.uint8), digests[local].copy(), payloads
         )
+        if buffer is not None:
+            if self.plan.compress:
+                # The frames are copies: the read buffer is free again.
+                self._pool.release(buffer)
+            else:
+                pool = self._pool
+                batch.release = lambda: pool.release(buffer)
+        return batch
 
     # -- running -------------------------------------------------------------------------------
 
@@ -286,9 +312,9 @@ class SourceMover:
                 if item is None:
                     break
                 assert isinstance(item, BlockBatch)
+                self.transferred += item.payload_bytes
                 with self.clock.timing("network"):
                     self.target.put(item)
-                self.transferred += item.payload_bytes
         except BaseException as e:
             self._fail(e)
         finally:

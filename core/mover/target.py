@@ -13,6 +13,7 @@ earlier point as it was.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import queue
 import threading
 import uuid
@@ -31,6 +32,7 @@ from core.errors import (
     ReplicaCorruptError,
     ReplicaDeskError,
 )
+from core.fsutil import aligned_buffer
 from core.mover.batch import KIND_FRAME, KIND_RAW, KIND_ZERO, BlockBatch
 from core.mover.stats import StageClock
 from core.replica.chain import PointWriter, ReplicaChain
@@ -122,6 +124,7 @@ class LocalTarget(TargetEndpoint):
         self._error: BaseException | None = None
         self._cancel = threading.Event()
         self._source = ""
+        self._scratch: mmap.mmap | None = None
 
     @property
     def description(self) -> str:
@@ -218,12 +221,13 @@ class LocalTarget(TargetEndpoint):
             item = self._queue.get()
             if item is _SENTINEL:
                 return
-            if self._error is not None or self._cancel.is_set():
-                continue
             try:
-                self._apply(item)
+                if self._error is None and not self._cancel.is_set():
+                    self._apply(item)
             except BaseException as e:  # handed to the producer by put()/commit()
                 self._error = e
+            finally:
+                item.done()
 
     def _apply(self, batch: BlockBatch) -> None:
         chain = self._require_chain()
@@ -256,9 +260,12 @@ class LocalTarget(TargetEndpoint):
         n = len(batch)
         out: list[memoryview | bytes | None] = [None] * n
         frames = [j for j in range(n) if batch.kinds[j] == KIND_FRAME]
-        scratch: bytearray | None = None
         if frames:
-            scratch = bytearray(len(frames) * bs)
+            # One reused buffer: the blocks decoded into it are written before the next batch.
+            need = len(frames) * bs
+            if self._scratch is None or len(self._scratch) < need:
+                self._scratch = aligned_buffer(need)
+            scratch = self._scratch
             lengths = blocks.decompress_into([batch.payloads[j] for j in frames], scratch, bs)
             view = memoryview(scratch)
             for slot, j in enumerate(frames):

@@ -44,7 +44,14 @@ from core.errors import (
     ReplicaMismatchError,
     TargetFullError,
 )
-from core.fsutil import atomic_write, fsync_dir, is_enospc, punch_hole, pwrite_all
+from core.fsutil import (
+    DirectWriter,
+    aligned_buffer,
+    atomic_write,
+    fsync_dir,
+    is_enospc,
+    punch_hole,
+)
 from core.replica import digestfile
 from core.replica.digestfile import DigestFileError, DigestSet
 from core.replica.manifest import MANIFEST_NAME, Manifest, PendingMerge, PointRecord
@@ -277,7 +284,9 @@ class ReplicaChain:
         """Write every grain the delta holds into the base (idempotent: safe to redo)."""
         extent = SparseExtent.open(delta)
         base_fd = os.open(self.folder / BASE_EXTENT, os.O_WRONLY)
+        base = DirectWriter(self.folder / BASE_EXTENT, base_fd)
         src_fd = os.open(delta, os.O_RDONLY)
+        buf = aligned_buffer(_MERGE_CHUNK)
         try:
             gmap = extent.grain_map
             size = self.manifest.disk_size
@@ -291,10 +300,10 @@ class ReplicaChain:
                 pos = 0
                 while pos < length:
                     n = min(_MERGE_CHUNK, length - pos)
-                    data = os.pread(src_fd, n, src + pos)
-                    if len(data) != n:
+                    data = memoryview(buf)[:n]
+                    if os.preadv(src_fd, [data], src + pos) != n:
                         raise ReplicaCorruptError(self.folder, f"{delta.name} is truncated")
-                    pwrite_all(base_fd, data, offset + pos)
+                    base.pwrite(data, offset + pos)
                     pos += n
             os.fsync(base_fd)
         except OSError as e:
@@ -302,6 +311,7 @@ class ReplicaChain:
                 raise TargetFullError(self.folder / BASE_EXTENT) from e
             raise
         finally:
+            base.close()
             os.close(base_fd)
             os.close(src_fd)
             extent.close()
@@ -449,6 +459,7 @@ class _BaseWriter(PointWriter):
         self._partial = chain.folder / (BASE_EXTENT + ".partial")
         self._fd = os.open(self._partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.ftruncate(self._fd, chain.manifest.disk_size)
+        self._data = DirectWriter(self._partial, self._fd)
 
     @property
     def is_base(self) -> bool:
@@ -456,7 +467,7 @@ class _BaseWriter(PointWriter):
 
     def write(self, offset: int, data: memoryview | bytes) -> None:
         try:
-            pwrite_all(self._fd, data, offset)
+            self._data.pwrite(data, offset)
         except OSError as e:
             if is_enospc(e):
                 raise TargetFullError(self._partial) from e
@@ -467,6 +478,7 @@ class _BaseWriter(PointWriter):
         """The base starts as a hole: zeros need no write."""
 
     def _finish_data(self) -> tuple[str, int, str]:
+        self._data.close()
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = -1
@@ -479,6 +491,7 @@ class _BaseWriter(PointWriter):
         return name, cid, "base"
 
     def _discard(self) -> None:
+        self._data.close()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.errors import DiskFormatError, SourceTruncatedError, TargetFullError
-from core.fsutil import is_enospc, pwrite_all
+from core.fsutil import DirectWriter, is_enospc, pwrite_all
 from core.vmdk.descriptor import SECTOR, Descriptor, parse_descriptor, render_descriptor
 
 if TYPE_CHECKING:
@@ -139,6 +139,9 @@ class SparseWriter:
         self._next_sector = self._layout.overhead
         self._zeroed = False
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        # Grains start at whole-grain offsets (the overhead is whole grains), so they can bypass
+        # the page cache; the metadata written at close goes through `_fd`.
+        self._data = DirectWriter(self.path, self._fd)
 
     def __enter__(self) -> Self:
         return self
@@ -183,7 +186,7 @@ class SparseWriter:
             raise ValueError(f"{self.path}: a hosted sparse file cannot grow past 2 TiB")
         assert self._fd is not None
         try:
-            pwrite_all(self._fd, view, self._next_sector * SECTOR)
+            self._data.pwrite(view, self._next_sector * SECTOR)
         except OSError as error:
             if is_enospc(error):
                 raise TargetFullError(self.path) from error
@@ -228,6 +231,7 @@ class SparseWriter:
         if self._fd is None:
             return
         fd = self._fd
+        self._data.close()
         lay = self._layout
         tables = self._gtes.tobytes()
         try:
@@ -259,6 +263,7 @@ class SparseWriter:
 
     def abort(self) -> None:
         """Give up: close and delete the unfinished file."""
+        self._data.close()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

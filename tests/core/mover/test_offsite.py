@@ -19,9 +19,10 @@ from core.diskgen import change_blocks
 from core.engine import RemoteSpec, ReplicationRequest, replicate_disk
 from core.errors import AuthenticationError, MoverConnectionError, RemoteError
 from core.mover.batch import KIND_FRAME, BlockBatch
+from core.mover.certs import create_certificates
 from core.mover.remote import RemoteTarget
 from core.mover.target import OpenRequest
-from core.mover.tls import TlsFiles, create_certificates
+from core.mover.tls import TlsFiles
 from core.replica.chain import ReplicaChain
 from core.replica.verify import verify_replica
 from tests.conftest import MIB, assert_identical
