@@ -202,3 +202,24 @@ class LockHeldError(ReplicaDeskError):
     """{} is being processed by another run ({})"""
 
     exit_code = 22
+
+
+# --- the lab: simulated vCenter and ESXi ------------------------------------------------------
+
+
+class LabError(ReplicaDeskError):
+    """Lab: {}"""
+
+    exit_code = 50
+
+
+class SimulatorBuildError(LabError):
+    """Cannot build the vCenter simulator: {}"""
+
+
+class SimulatorStartError(LabError):
+    """The vCenter simulator did not start: {}"""
+
+
+class ChangeLogError(LabError):
+    """Change log {}: {}"""
