@@ -111,3 +111,22 @@ class Session:
     ended: dt.datetime | None = None
     stats: TransferStats = TransferStats()
     log: tuple[LogEntry, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScheduleState:
+    """What the scheduler remembers of a job between restarts."""
+
+    job: str
+    last_run: dt.datetime | None = None
+    last_status: RunStatus | None = None
+    next_run: dt.datetime | None = None
+    retries_done: int = 0  # retries made after the last scheduled run
+    retry_at: dt.datetime | None = None  # when the next retry of failed VMs is due
+
+    def __post_init__(self) -> None:
+        for name in ("last_run", "next_run", "retry_at"):
+            value = getattr(self, name)
+            if value is not None:
+                aware(name, value)
+        fields.integer("retries_done", self.retries_done, 0, 99)
