@@ -146,6 +146,9 @@ class InvalidSettingError(ReplicaDeskError):
         self.field = field
         self.problem = problem
 
+    def __str__(self) -> str:
+        return f"{self.field}: {self.problem}" if self.field else self.problem
+
     def under(self, prefix: str) -> InvalidSettingError:
         """The same error with its field path placed under `prefix` (a key path in a job file)."""
         if not prefix:

@@ -547,7 +547,7 @@ def job_to_document(job: ReplicationJob) -> dict[str, Any]:
         "destination": destination,
         "network": {
             "same_name": job.network.same_name,
-            "mappings": [{"source": r.source, "target": r.target} for r in job.network.rows],
+            "mappings": [{"source": r.source, "target": r.target} for r in job.network.mappings],
         },
         "reip": [_rule_doc(r) for r in job.reip],
         "settings": {

@@ -26,12 +26,12 @@ class NetworkMapping:
 
 @dataclass(frozen=True)
 class NetworkMap:
-    rows: tuple[NetworkMapping, ...] = ()
+    mappings: tuple[NetworkMapping, ...] = ()
     same_name: bool = True
 
     def __post_init__(self) -> None:
         fields.flag("same_name", self.same_name)
-        fields.unique("rows", (r.source for r in self.rows), "source network")
+        fields.unique("mappings", (r.source for r in self.mappings), "source network")
 
     def target_for(self, source: str, target_networks: Collection[str]) -> str | None:
         """The target network for a NIC on `source`, or None: the NIC is to be disconnected.
@@ -39,7 +39,7 @@ class NetworkMap:
         An explicit row wins even when its target is missing from `target_networks` (the runner
         reports that as an error rather than silently disconnecting the NIC).
         """
-        for row in self.rows:
+        for row in self.mappings:
             if row.source == source:
                 return row.target
         if self.same_name and source in target_networks:
