@@ -35,9 +35,9 @@ from core.mover.target import TargetEndpoint
 from core.replica.digestfile import zero_digests
 from core.vmdk.image import DiskImage
 
-BATCH_BYTES = 8 << 20
+BATCH_BYTES = 4 << 20
 QUEUE_DEPTH = 3
-POOL_BUFFERS = 8
+POOL_BUFFERS = 6
 
 ProgressFn = Callable[[int], None]
 
