@@ -10,6 +10,24 @@
 //
 // On SIGTERM or SIGINT the server is closed and the model removed (s.Close(); m.Remove()), which
 // deletes the temporary datastore directories this process made.
+//
+// What vcsim 0.24.2 does, seen while writing this launcher (source and tests/core/lab):
+//   - simulator.Model can only repeat one shape per datacenter (N clusters of M hosts...), so the
+//     launcher starts from an empty model and builds the topology through the API (build.go).
+//   - Tasks run synchronously inside the SOAP call: when CreateSnapshot_Task answers, the snapshot
+//     exists (cbt.go relies on it).
+//   - CreateDVS ignores the hosts in its spec; hosts join with a ReconfigureDvs_Task.
+//   - A standard port group is one Network entity per datacenter: AddPortGroup with the same name
+//     on a second host answers DuplicateName and does not add it to that host's vSwitch.
+//   - There is no Rename_Task for networks, and ReconfigureDVPortgroup_Task changes config.name but
+//     not the entity's name (rename.go adds the rename).
+//   - A datastore's moref value is its local folder plus "@<datastore folder>".
+//   - A disk whose fileName is just "[ds]" gets <vm>.vmdk, <vm>_1.vmdk... in the VM's folder on
+//     that datastore (numbering per datastore); vcsim logs a harmless FileAlreadyExists meanwhile.
+//   - snapshot.config is a shallow copy of the VM's config: the device objects are shared, so a
+//     snapshot "sees" later device edits (cbt.go gives snapshots their own disk copies).
+//   - ReconfigVM_Task edits capacityInKB/capacityInBytes of a disk (a resize), stores
+//     changeTrackingEnabled, and adds disks with fileOperation "create" and a unitNumber.
 package main
 
 import (

@@ -4,7 +4,8 @@
 // on a Network or DistributedVirtualPortgroup here: the rename runs as a real vcsim task (seen
 // by WaitForUpdates), fails with DuplicateName when the network folder already holds the name,
 // and updates name, summary.name and (port groups) config.name and the switch's port group list.
-// VM NICs keep pointing at the network's moref, as in vSphere.
+// VM NICs keep pointing at the network's moref (a NIC on a standard network also keeps its old
+// backing.deviceName, as after renaming a port group on an ESXi host).
 package main
 
 import (

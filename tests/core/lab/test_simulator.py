@@ -4,9 +4,12 @@ and ESXi models), what can be changed afterwards through pyvmomi, and a stop tha
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -250,3 +253,44 @@ def test_bad_topology_is_reported(launcher: Path, tmp_path: Path) -> None:
         sim.start()
     assert not sim.running
     assert list(tmp_path.joinpath("w").glob("replicadesk-vcsim-ds-*")) == []
+
+
+@pytest.fixture
+def namespace() -> Iterator[tuple[str, str]]:
+    """A network namespace reached over a veth pair: (name, the namespace's address)."""
+    if os.geteuid() != 0:
+        pytest.fail(
+            "the namespace test makes a network namespace and must run as root (as CI does)"
+        )
+    n = os.getpid() % 250
+    name, outer, inner = f"rd-lab-{os.getpid()}", f"rdl{n}a", f"rdl{n}b"
+    host_ip, ns_ip = f"10.254.{n}.1", f"10.254.{n}.2"
+
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True)
+
+    ip("netns", "add", name)
+    try:
+        ip("link", "add", outer, "type", "veth", "peer", "name", inner, "netns", name)
+        ip("addr", "add", f"{host_ip}/30", "dev", outer)
+        ip("link", "set", outer, "up")
+        ip("-n", name, "addr", "add", f"{ns_ip}/30", "dev", inner)
+        ip("-n", name, "link", "set", inner, "up")
+        ip("-n", name, "link", "set", "lo", "up")
+        yield name, ns_ip
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+
+
+def test_runs_inside_a_network_namespace(launcher: Path, namespace: tuple[str, str]) -> None:
+    name, address = namespace
+    spec = dataclasses.replace(SimulatorSpec.esx(vms=1), listen=f"{address}:0")
+    with Simulator(spec, prefix=("ip", "netns", "exec", name), launcher=launcher) as sim:
+        assert sim.host == address
+        si = connect(sim)
+        assert set(inventory(si, vim.VirtualMachine)) == {"VM0"}
+        Disconnect(si)
+        pid = sim.pid
+    assert pid is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
