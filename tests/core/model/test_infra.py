@@ -25,7 +25,9 @@ def test_defaults_and_url() -> None:
     server = ManagedServer(ServerKind.VCENTER, "vc-prod.example.net", "administrator@vsphere.local")
     assert (server.port, server.protocol) == (443, Protocol.HTTPS)
     assert server.url == "https://vc-prod.example.net:443/sdk"
-    esx = ManagedServer(ServerKind.ESXI, "fd00::10", "root", "dr-root", port=8989, protocol=Protocol.HTTP)
+    esx = ManagedServer(
+        ServerKind.ESXI, "fd00::10", "root", "dr-root", port=8989, protocol=Protocol.HTTP
+    )
     assert esx.url == "http://[fd00::10]:8989/sdk"
     proxy = BackupProxy("proxy-dr", "10.1.0.5", "dr")
     assert (proxy.port, proxy.max_tasks, proxy.transport_modes) == (6160, 4, TRANSPORT_ORDER)
@@ -35,26 +37,48 @@ def test_defaults_and_url() -> None:
     ("build", "message"),
     [
         (lambda: ManagedServer("vcsa", "vc", "u"), 'kind: "vcsa" is not one of: vcenter, esxi'),  # type: ignore[arg-type]
-        (lambda: ManagedServer(ServerKind.ESXI, "esx_01!", "root"), 'address: "esx_01!" is not a host name or an IP address'),
-        (lambda: ManagedServer(ServerKind.ESXI, "999.1.1.1", "root"), 'address: "999.1.1.1" is not a host name or an IP address'),
-        (lambda: ManagedServer(ServerKind.ESXI, "esx1", "root", port=0), "port: 0 is out of range (1 to 65535)"),
+        (
+            lambda: ManagedServer(ServerKind.ESXI, "esx_01!", "root"),
+            'address: "esx_01!" is not a host name or an IP address',
+        ),
+        (
+            lambda: ManagedServer(ServerKind.ESXI, "999.1.1.1", "root"),
+            'address: "999.1.1.1" is not a host name or an IP address',
+        ),
+        (
+            lambda: ManagedServer(ServerKind.ESXI, "esx1", "root", port=0),
+            "port: 0 is out of range (1 to 65535)",
+        ),
         (lambda: ManagedServer(ServerKind.ESXI, "esx1", ""), "user: must not be empty"),
-        (lambda: BackupProxy("p", "10.0.0.1", "dr", max_tasks=0), "max_tasks: 0 is out of range (1 to 64)"),
-        (lambda: BackupProxy("p", "10.0.0.1", "dr", transport_modes=()), "transport_modes: at least one transport mode is needed"),
+        (
+            lambda: BackupProxy("p", "10.0.0.1", "dr", max_tasks=0),
+            "max_tasks: 0 is out of range (1 to 64)",
+        ),
+        (
+            lambda: BackupProxy("p", "10.0.0.1", "dr", transport_modes=()),
+            "transport_modes: at least one transport mode is needed",
+        ),
         (
             lambda: BackupProxy("p", "10.0.0.1", "dr", transport_modes=("san",)),  # type: ignore[arg-type]
             'transport_modes[0]: "san" is not one of: direct, hotadd, network',
         ),
         (
-            lambda: BackupProxy("p", "h", "dr", transport_modes=(TransportMode.HOTADD, TransportMode.HOTADD)),
+            lambda: BackupProxy(
+                "p", "h", "dr", transport_modes=(TransportMode.HOTADD, TransportMode.HOTADD)
+            ),
             'transport_modes[1]: transport mode "hotadd" is listed twice',
         ),
         (
-            lambda: BackupProxy("p", "h", "dr", tls=TlsFiles(Path("c.pem"), Path("/k"), Path("/ca"))),
+            lambda: BackupProxy(
+                "p", "h", "dr", tls=TlsFiles(Path("c.pem"), Path("/k"), Path("/ca"))
+            ),
             'tls.cert: "c.pem" is not an absolute path',
         ),
         (lambda: BackupProxy("p\n2", "h", "dr"), 'name: "p\\n2" contains control characters'),
-        (lambda: Repository("meta", "relative/path", "prod"), 'path: "relative/path" is not an absolute path'),
+        (
+            lambda: Repository("meta", "relative/path", "prod"),
+            'path: "relative/path" is not an absolute path',
+        ),
         (lambda: Repository("meta", "/srv/meta", ""), "site: must not be empty"),
         (lambda: Credential("", Secret("x")), "name: must not be empty"),
         (lambda: Secret(""), "secret: must be a non-empty text"),

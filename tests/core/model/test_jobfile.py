@@ -124,42 +124,152 @@ DELETE = object()
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        ("schedule.daily.at", ["22:00", "25:00"], 'schedule.daily.at[1]: "25:00" is not a time (HH:MM, 00:00 to 23:59)'),
-        ("schedule.dialy", {"at": ["01:00"]}, "schedule.dialy: unknown key (expected one of: after, daily, enabled, periodic, retry, window)"),
-        ("colour", "blue", "colour: unknown key (expected one of: description, destination, name, network, reip, schedule, settings, source, transfer)"),
+        (
+            "schedule.daily.at",
+            ["22:00", "25:00"],
+            'schedule.daily.at[1]: "25:00" is not a time (HH:MM, 00:00 to 23:59)',
+        ),
+        (
+            "schedule.dialy",
+            {"at": ["01:00"]},
+            "schedule.dialy: unknown key (expected one of: after, daily, enabled, periodic, "
+            "retry, window)",
+        ),
+        (
+            "colour",
+            "blue",
+            "colour: unknown key (expected one of: description, destination, name, network, "
+            "reip, schedule, settings, source, transfer)",
+        ),
         ("name", DELETE, "name: is required"),
         ("name", " padded", 'name: " padded" starts or ends with spaces'),
         ("settings.restore_points", 29, "settings.restore_points: 29 is out of range (1 to 28)"),
         ("settings.restore_points", "7", 'settings.restore_points: "7" is not a whole number'),
         ("settings.block_size", "4M", 'settings.block_size: "4M" is not one of: local, lan, wan'),
         ("settings.use_cbt", "yes", 'settings.use_cbt: "yes" is not true or false'),
-        ("settings.use_cbt", False, "settings.enable_cbt: needs use_cbt: CBT would be enabled for nothing"),
+        (
+            "settings.use_cbt",
+            False,
+            "settings.enable_cbt: needs use_cbt: CBT would be enabled for nothing",
+        ),
         ("settings.replica_suffix", "_r/1", 'settings.replica_suffix: "_r/1" contains /'),
         ("source.objects", [], "source.objects: add at least one VM or container"),
-        ("source.objects.1.kind", "tag", 'source.objects[1].kind: "tag" is not one of: vm, folder, host, cluster, datacenter, resource_pool, datastore'),
-        ("source.objects.1.kind", "datastore", 'source.objects[1].kind: "datastore" is not one of: cluster, datacenter, folder, host, vm'),
-        ("source.objects.0.moref", "vm 101", 'source.objects[0].moref: "vm 101" is not a vSphere managed object ID (such as "vm-42")'),
-        ("source.objects.2", {"kind": "vm", "moref": "vm-101", "name": "again"}, 'source.objects[2]: object "vm-101" is listed twice'),
-        ("source.exclude_vms.0.moref", "vm-7", 'source.exclude_vms[0]: VM "SQL test + scratch" (vm-7) is both added and excluded'),
-        ("source.exclude_disks.0.disk_keys", [2002, 2002], "source.exclude_disks[0].disk_keys[1]: disk key 2002 is listed twice"),
-        ("source.exclude_disks.0.disk_keys", [], "source.exclude_disks[0].disk_keys: list at least one disk device key"),
-        ("source.server", "vc prod", 'source.server: "vc prod" is not a host name or an IP address'),
-        ("destination.target.kind", "folder", 'destination.target.kind: "folder" is not one of: cluster, host'),
-        ("destination.overrides.0", {"vm": {"kind": "vm", "moref": "vm-7", "name": "x"}}, "destination.overrides[0]: an override must change at least one setting"),
-        ("destination.disk_type", "eager", 'destination.disk_type: "eager" is not one of: same, thin, thick'),
-        ("network.mappings.1.source", "VM Network", 'network.mappings[1]: source network "VM Network" is listed twice'),
-        ("network.mappings", {"VM Network": "DR"}, "network.mappings: expected a list, found a mapping"),
-        ("reip.0.gateway", "10.9.2.1", 'reip[0].gateway: "10.9.2.1" is outside the target subnet (10.9.1.* /24)'),
-        ("reip.1.source", "172.17.1.*", "reip[1]: never applies: rule [0] (172.17.1.*) comes first and matches every address 172.17.1.* matches"),
-        ("transfer.source_proxies", [], 'transfer.source_proxies: an empty list: write "automatic" or name proxies'),
-        ("transfer.target_proxies", "auto", 'transfer.target_proxies: "auto" is not "automatic" or a list of proxies'),
+        (
+            "source.objects.1.kind",
+            "tag",
+            'source.objects[1].kind: "tag" is not one of: vm, folder, host, cluster, datacenter, '
+            "resource_pool, datastore",
+        ),
+        (
+            "source.objects.1.kind",
+            "datastore",
+            'source.objects[1].kind: "datastore" is not one of: cluster, datacenter, folder, '
+            "host, vm",
+        ),
+        (
+            "source.objects.0.moref",
+            "vm 101",
+            'source.objects[0].moref: "vm 101" is not a vSphere managed object ID (such as '
+            '"vm-42")',
+        ),
+        (
+            "source.objects.2",
+            {"kind": "vm", "moref": "vm-101", "name": "again"},
+            'source.objects[2]: object "vm-101" is listed twice',
+        ),
+        (
+            "source.exclude_vms.0.moref",
+            "vm-7",
+            'source.exclude_vms[0]: VM "SQL test + scratch" (vm-7) is both added and excluded',
+        ),
+        (
+            "source.exclude_disks.0.disk_keys",
+            [2002, 2002],
+            "source.exclude_disks[0].disk_keys[1]: disk key 2002 is listed twice",
+        ),
+        (
+            "source.exclude_disks.0.disk_keys",
+            [],
+            "source.exclude_disks[0].disk_keys: list at least one disk device key",
+        ),
+        (
+            "source.server",
+            "vc prod",
+            'source.server: "vc prod" is not a host name or an IP address',
+        ),
+        (
+            "destination.target.kind",
+            "folder",
+            'destination.target.kind: "folder" is not one of: cluster, host',
+        ),
+        (
+            "destination.overrides.0",
+            {"vm": {"kind": "vm", "moref": "vm-7", "name": "x"}},
+            "destination.overrides[0]: an override must change at least one setting",
+        ),
+        (
+            "destination.disk_type",
+            "eager",
+            'destination.disk_type: "eager" is not one of: same, thin, thick',
+        ),
+        (
+            "network.mappings.1.source",
+            "VM Network",
+            'network.mappings[1]: source network "VM Network" is listed twice',
+        ),
+        (
+            "network.mappings",
+            {"VM Network": "DR"},
+            "network.mappings: expected a list, found a mapping",
+        ),
+        (
+            "reip.0.gateway",
+            "10.9.2.1",
+            'reip[0].gateway: "10.9.2.1" is outside the target subnet (10.9.1.* /24)',
+        ),
+        (
+            "reip.1.source",
+            "172.17.1.*",
+            "reip[1]: never applies: rule [0] (172.17.1.*) comes first and matches every address "
+            "172.17.1.* matches",
+        ),
+        (
+            "transfer.source_proxies",
+            [],
+            'transfer.source_proxies: an empty list: write "automatic" or name proxies',
+        ),
+        (
+            "transfer.target_proxies",
+            "auto",
+            'transfer.target_proxies: "auto" is not "automatic" or a list of proxies',
+        ),
         ("schedule.periodic", {"every": 4}, "schedule: give only one of daily, periodic and after"),
-        ("schedule.daily.days", ["mon", "funday"], 'schedule.daily.days[1]: "funday" is not a weekday (mon, tue, wed, thu, fri, sat, sun)'),
+        (
+            "schedule.daily.days",
+            ["mon", "funday"],
+            'schedule.daily.days[1]: "funday" is not a weekday (mon, tue, wed, thu, fri, sat, sun)',
+        ),
         ("schedule.retry.times", 100, "schedule.retry.times: 100 is out of range (0 to 99)"),
-        ("schedule.window.all", ["07:00-06:00"], 'schedule.window.all[0]: "07:00-06:00" is not a range of whole hours ("08:00-18:00")'),
-        ("schedule.window.all", ["08:30-09:00"], 'schedule.window.all[0]: "08:30-09:00" is not a range of whole hours ("08:00-18:00")'),
-        ("schedule.window.sat", "some", 'schedule.window.sat: "some" is not "all", "none" or a list of hours'),
-        ("schedule.after", "SQL tier #1 (prod)", "schedule: give only one of daily, periodic and after"),
+        (
+            "schedule.window.all",
+            ["07:00-06:00"],
+            'schedule.window.all[0]: "07:00-06:00" is not a range of whole hours ("08:00-18:00")',
+        ),
+        (
+            "schedule.window.all",
+            ["08:30-09:00"],
+            'schedule.window.all[0]: "08:30-09:00" is not a range of whole hours ("08:00-18:00")',
+        ),
+        (
+            "schedule.window.sat",
+            "some",
+            'schedule.window.sat: "some" is not "all", "none" or a list of hours',
+        ),
+        (
+            "schedule.after",
+            "SQL tier #1 (prod)",
+            "schedule: give only one of daily, periodic and after",
+        ),
     ],
 )
 def test_bad_values_are_refused_with_the_key_path(path: str, value: object, message: str) -> None:
@@ -180,7 +290,10 @@ def test_a_job_cannot_run_after_itself() -> None:
 def test_syntax_errors_duplicate_keys_and_wrong_shapes(tmp_path: Path) -> None:
     with pytest.raises(JobFileError) as err:
         parse_job("name: a\nname: b\n", "yaml", "j.yaml")
-    assert str(err.value) == "Job file j.yaml: not valid YAML: line 2 column 1: the key 'name' appears twice"
+    assert (
+        str(err.value)
+        == "Job file j.yaml: not valid YAML: line 2 column 1: the key 'name' appears twice"
+    )
     with pytest.raises(JobFileError) as err:
         parse_job('{"name": "a", "name": "b"}', "json", "j.json")
     assert str(err.value) == "Job file j.json: not valid JSON: the key 'name' appears twice"
@@ -194,7 +307,9 @@ def test_syntax_errors_duplicate_keys_and_wrong_shapes(tmp_path: Path) -> None:
     wrong.write_text("name: x")
     with pytest.raises(JobFileError) as err:
         load_job(wrong)
-    assert str(err.value) == f"Job file {wrong}: name it .yaml, .yml or .json so its format is known"
+    assert (
+        str(err.value) == f"Job file {wrong}: name it .yaml, .yml or .json so its format is known"
+    )
     with pytest.raises(JobFileError, match="cannot be read"):
         load_job(tmp_path / "missing.yaml")
 

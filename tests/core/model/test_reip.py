@@ -8,8 +8,14 @@ from core.errors import InvalidSettingError, ReIpError
 from core.model.reip import ReIpRule, check_rules, reip
 
 SPECIFIC = ReIpRule(
-    "172.17.1.*", "10.9.1.*", source_mask="255.255.255.0", target_mask="255.255.255.0",
-    gateway="10.9.1.1", dns=("10.9.0.53",), wins=("10.9.0.60",), description="SQL subnet",
+    "172.17.1.*",
+    "10.9.1.*",
+    source_mask="255.255.255.0",
+    target_mask="255.255.255.0",
+    gateway="10.9.1.1",
+    dns=("10.9.0.53",),
+    wins=("10.9.0.60",),
+    description="SQL subnet",
 )
 BROAD = ReIpRule("172.17.*.*", "192.168.*.*", target_mask="255.255.0.0", gateway="192.168.0.1")
 CIDR = ReIpRule("10.0.0.0/8", "172.20.*.*", target_mask="255.255.0.0")
@@ -44,7 +50,11 @@ def test_cidr_target_keeps_the_host_bits() -> None:
     rule = ReIpRule("192.168.10.0/24", "10.50.20.0/24", gateway="10.50.20.254")
     result = reip([rule], "192.168.10.77")
     assert result is not None
-    assert (result.address, result.netmask, result.prefix_length) == ("10.50.20.77", "255.255.255.0", 24)
+    assert (result.address, result.netmask, result.prefix_length) == (
+        "10.50.20.77",
+        "255.255.255.0",
+        24,
+    )
 
 
 def test_single_address_source() -> None:
@@ -131,8 +141,12 @@ def test_a_gateway_outside_the_computed_subnet_is_reported() -> None:
             'target: "fd00:2::1/64" has host bits set (the network is fd00:2::/64)',
         ),
         (
-            {"source": "172.17.*.*", "target": "10.9.1.*", "target_mask": "255.255.255.0",
-             "gateway": "10.9.2.1"},
+            {
+                "source": "172.17.*.*",
+                "target": "10.9.1.*",
+                "target_mask": "255.255.255.0",
+                "gateway": "10.9.2.1",
+            },
             'gateway: "10.9.2.1" is outside the target subnet (10.9.1.* /24)',
         ),
         (
@@ -140,8 +154,12 @@ def test_a_gateway_outside_the_computed_subnet_is_reported() -> None:
             'target: "10.9.1.0" is the network address of its subnet /24',
         ),
         (
-            {"source": "172.17.*.*", "target": "10.9.*.*", "target_mask": "255.255.0.0",
-             "dns": ["10.9.0.53", "dns.example"]},
+            {
+                "source": "172.17.*.*",
+                "target": "10.9.*.*",
+                "target_mask": "255.255.0.0",
+                "dns": ["10.9.0.53", "dns.example"],
+            },
             'dns[1]: "dns.example" is not an IP address',
         ),
         (
@@ -149,8 +167,12 @@ def test_a_gateway_outside_the_computed_subnet_is_reported() -> None:
             "wins: WINS servers are IPv4 only",
         ),
         (
-            {"source": "172.17.0.0/16", "source_mask": "255.255.0.0", "target": "10.9.*.*",
-             "target_mask": "255.255.0.0"},
+            {
+                "source": "172.17.0.0/16",
+                "source_mask": "255.255.0.0",
+                "target": "10.9.*.*",
+                "target_mask": "255.255.0.0",
+            },
             "source_mask: give a mask only with an IPv4 pattern; CIDR carries its own",
         ),
         (

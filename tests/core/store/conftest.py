@@ -32,13 +32,19 @@ def store(db_path: Path) -> Iterator[Store]:
 def add_infrastructure(store: Store) -> None:
     store.credentials.put(Credential("prod-admin", Secret(PASSWORD), "vCenter admin"))
     store.servers.add(
-        ManagedServer(ServerKind.VCENTER, "vc-prod.example.net", "administrator@vsphere.local", "prod-admin")
+        ManagedServer(
+            ServerKind.VCENTER, "vc-prod.example.net", "administrator@vsphere.local", "prod-admin"
+        )
     )
-    store.servers.add(ManagedServer(ServerKind.VCENTER, "vc-dr.example.net", "administrator@vsphere.local"))
+    store.servers.add(
+        ManagedServer(ServerKind.VCENTER, "vc-dr.example.net", "administrator@vsphere.local")
+    )
     for name in ("proxy-prod-1", "proxy-prod-2"):
         store.proxies.add(BackupProxy(name, "10.0.0.11", "prod"))
     store.proxies.add(BackupProxy("proxy-dr-1", "10.1.0.11", "dr"))
-    store.repositories.add(Repository("metadata-prod", "/srv/replicadesk/meta", "prod", "proxy-prod-1"))
+    store.repositories.add(
+        Repository("metadata-prod", "/srv/replicadesk/meta", "prod", "proxy-prod-1")
+    )
 
 
 @pytest.fixture

@@ -26,7 +26,14 @@ def test_round_trips(store: Store) -> None:
     assert [s.address for s in store.servers.list()] == ["vc-dr.example.net", "vc-prod.example.net"]
     tls = TlsFiles(Path("/etc/rd/proxy.pem"), Path("/etc/rd/proxy.key"), Path("/etc/rd/ca.pem"))
     proxy = BackupProxy(
-        "proxy-dr-2", "fd00::5", "dr", 7000, 8, (TransportMode.NETWORK, TransportMode.HOTADD), tls, "x"
+        "proxy-dr-2",
+        "fd00::5",
+        "dr",
+        7000,
+        8,
+        (TransportMode.NETWORK, TransportMode.HOTADD),
+        tls,
+        "x",
     )
     store.proxies.add(proxy)
     assert store.proxies.get("proxy-dr-2") == proxy
@@ -39,7 +46,9 @@ def test_round_trips(store: Store) -> None:
 
 def test_updates(store: Store) -> None:
     add_infrastructure(store)
-    changed = ManagedServer(ServerKind.VCENTER, "vc-dr.example.net", "svc-replicadesk", "prod-admin", 8443)
+    changed = ManagedServer(
+        ServerKind.VCENTER, "vc-dr.example.net", "svc-replicadesk", "prod-admin", 8443
+    )
     store.servers.update(changed)
     assert store.servers.get("vc-dr.example.net") == changed
     store.proxies.update(BackupProxy("proxy-dr-1", "10.1.0.12", "dr", max_tasks=2))
@@ -66,7 +75,12 @@ def test_duplicates_missing_references_and_unknown_names(store: Store) -> None:
     with pytest.raises(NotFoundError) as err:
         store.repositories.add(Repository("r2", "/m", "dr", "no-such-proxy"))
     assert str(err.value) == "There is no proxy 'no-such-proxy'"
-    for lookup in (store.servers.get, store.proxies.get, store.repositories.get, store.credentials.get):
+    for lookup in (
+        store.servers.get,
+        store.proxies.get,
+        store.repositories.get,
+        store.credentials.get,
+    ):
         with pytest.raises(NotFoundError):
             lookup("nothing")
 
@@ -75,11 +89,31 @@ def test_removal_refused_while_in_use(store: Store, example_job: ReplicationJob)
     add_infrastructure(store)
     store.jobs.add(example_job)
     cases = [
-        (store.credentials.remove, "prod-admin", "Credential 'prod-admin' is still used by server 'vc-prod.example.net'"),
-        (store.servers.remove, "vc-dr.example.net", "Server 'vc-dr.example.net' is still used by job 'SQL tier #1 (prod)'"),
-        (store.proxies.remove, "proxy-prod-1", "Proxy 'proxy-prod-1' is still used by repository 'metadata-prod'"),
-        (store.proxies.remove, "proxy-prod-2", "Proxy 'proxy-prod-2' is still used by job 'SQL tier #1 (prod)'"),
-        (store.repositories.remove, "metadata-prod", "Repository 'metadata-prod' is still used by job 'SQL tier #1 (prod)'"),
+        (
+            store.credentials.remove,
+            "prod-admin",
+            "Credential 'prod-admin' is still used by server 'vc-prod.example.net'",
+        ),
+        (
+            store.servers.remove,
+            "vc-dr.example.net",
+            "Server 'vc-dr.example.net' is still used by job 'SQL tier #1 (prod)'",
+        ),
+        (
+            store.proxies.remove,
+            "proxy-prod-1",
+            "Proxy 'proxy-prod-1' is still used by repository 'metadata-prod'",
+        ),
+        (
+            store.proxies.remove,
+            "proxy-prod-2",
+            "Proxy 'proxy-prod-2' is still used by job 'SQL tier #1 (prod)'",
+        ),
+        (
+            store.repositories.remove,
+            "metadata-prod",
+            "Repository 'metadata-prod' is still used by job 'SQL tier #1 (prod)'",
+        ),
     ]
     for remove, name, message in cases:
         with pytest.raises(InUseError) as err:
@@ -91,7 +125,9 @@ def test_removal_refused_while_in_use(store: Store, example_job: ReplicationJob)
     store.proxies.remove("proxy-prod-1")
     store.servers.remove("vc-prod.example.net")
     store.credentials.remove("prod-admin")
-    assert store.credentials.names() == [] and [s.address for s in store.servers.list()] == ["vc-dr.example.net"]
+    assert store.credentials.names() == [] and [s.address for s in store.servers.list()] == [
+        "vc-dr.example.net"
+    ]
 
 
 def test_passwords_are_not_in_the_database_files(store: Store, db_path: Path) -> None:
@@ -99,7 +135,9 @@ def test_passwords_are_not_in_the_database_files(store: Store, db_path: Path) ->
     key_file = db_path.with_name("replicadesk.db.key")
     assert key_file.stat().st_mode & 0o777 == 0o600
     files = [p for p in db_path.parent.iterdir() if p != key_file]
-    assert any(p.name.endswith("-wal") for p in files)  # the WAL is checked too, not only the main file
+    assert any(
+        p.name.endswith("-wal") for p in files
+    )  # the WAL is checked too, not only the main file
     for path in files:
         data = path.read_bytes()
         assert PASSWORD.encode() not in data and PASSWORD.encode("utf-16-le") not in data
@@ -125,7 +163,9 @@ def test_wrong_missing_and_exposed_key_files(db_path: Path) -> None:
     key_file.chmod(0o644)
     with Store.open(db_path) as store, pytest.raises(SecretError) as err:
         store.credentials.get("dr-root")
-    assert str(err.value) == f"Secrets key {key_file}: may be read by others (mode 0644): chmod 600 it"
+    assert (
+        str(err.value) == f"Secrets key {key_file}: may be read by others (mode 0644): chmod 600 it"
+    )
 
     key_file.unlink()
     with Store.open(db_path) as store:

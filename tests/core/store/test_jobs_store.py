@@ -41,7 +41,9 @@ def test_references_must_exist(store: Store, example_job: ReplicationJob) -> Non
         store.jobs.add(example_job)
     assert str(err.value) == "There is no proxy 'proxy-prod-2'"
     store.proxies.add(BackupProxy("proxy-prod-2", "10.0.0.12", "prod"))
-    follower = dataclasses.replace(example_job, name="After SQL", schedule=JobSchedule(AfterJob("SQL")))
+    follower = dataclasses.replace(
+        example_job, name="After SQL", schedule=JobSchedule(AfterJob("SQL"))
+    )
     with pytest.raises(NotFoundError) as err:
         store.jobs.add(follower)
     assert str(err.value) == "There is no job 'SQL'"

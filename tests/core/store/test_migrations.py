@@ -24,7 +24,15 @@ def test_a_new_database_gets_the_latest_schema_without_a_backup(db_path: Path) -
     with Store.open(db_path) as store:
         assert store.schema_version == Store.latest_schema_version() == len(names()) == 5
         assert store.migration_backup is None
-    assert {"servers", "jobs", "sessions", "task_sessions", "replicas", "point_disks", "locks"} <= tables(db_path)
+    assert {
+        "servers",
+        "jobs",
+        "sessions",
+        "task_sessions",
+        "replicas",
+        "point_disks",
+        "locks",
+    } <= tables(db_path)
     assert list(db_path.parent.glob("*.bak")) == []
     assert db_path.stat().st_mode & 0o777 == 0o600
     with sqlite3.connect(db_path) as conn:
@@ -65,7 +73,9 @@ def test_an_older_schema_is_copied_then_migrated_and_keeps_its_data(db_path: Pat
     assert "sessions" not in tables(backup) and "servers" in tables(backup)
     copy = Database(backup)
     assert len(migrations.applied(copy)) == 2
-    assert [r["address"] for r in copy.query("SELECT address FROM servers")] == ["esx-dr-1.example.net"]
+    assert [r["address"] for r in copy.query("SELECT address FROM servers")] == [
+        "esx-dr-1.example.net"
+    ]
     copy.close()
 
 
