@@ -226,3 +226,7 @@ class SimulatorStartError(LabError):
 
 class ChangeLogError(LabError):
     """Change log {}: {}"""
+
+
+class LabNetworkError(LabError):
+    """Lab network: {}: {}"""
