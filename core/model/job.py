@@ -13,6 +13,7 @@ from enum import StrEnum
 from core.errors import InvalidSettingError
 from core.model import fields
 from core.model.destination import Destination
+from core.model.infra import TRANSPORT_ORDER, BackupProxy, TransportMode
 from core.model.network import NetworkMap
 from core.model.objects import SourceSelection
 from core.model.reip import ReIpRule, check_rules
@@ -56,6 +57,7 @@ class JobSettings:
     compression: Compression = Compression.AUTO
     use_cbt: bool = True
     enable_cbt: bool = True  # turn CBT on for VMs that have it off
+    quiesce: bool = False  # quiesce the guest file systems (VMware Tools) for the snapshot
 
     def __post_init__(self) -> None:
         fields.name("repository", self.repository)
@@ -70,6 +72,7 @@ class JobSettings:
         fields.choice("compression", self.compression, Compression)
         fields.flag("use_cbt", self.use_cbt)
         fields.flag("enable_cbt", self.enable_cbt)
+        fields.flag("quiesce", self.quiesce)
         if self.enable_cbt and not self.use_cbt:
             raise InvalidSettingError(
                 "enable_cbt", "needs use_cbt: CBT would be enabled for nothing"
@@ -96,6 +99,18 @@ class ProxySelection:
 class DataTransfer:
     source_proxies: ProxySelection = ProxySelection()
     target_proxies: ProxySelection = ProxySelection()
+    # Transport modes to try, in order; empty: each proxy's own modes in TRANSPORT_ORDER.
+    transport_modes: tuple[TransportMode, ...] = ()
+
+    def __post_init__(self) -> None:
+        for i, mode in enumerate(self.transport_modes):
+            fields.choice(f"transport_modes[{i}]", mode, TransportMode)
+        fields.unique("transport_modes", self.transport_modes, "transport mode")
+
+    def modes_for(self, proxy: BackupProxy) -> tuple[TransportMode, ...]:
+        """The modes to try on `proxy`, in order: the job's choice limited to what it can do."""
+        wanted = self.transport_modes or TRANSPORT_ORDER
+        return tuple(m for m in wanted if m in proxy.transport_modes)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ The file mirrors the wizard (see `example_job_document` in the tests for a full 
     network:      same_name, mappings[]{source, target}
     reip[]:       source, source_mask, target, target_mask, gateway, dns[], wins[], description
     settings:     repository, replica_suffix, restore_points, block_size, compression,
-                  use_cbt, enable_cbt
-    transfer:     source_proxies, target_proxies ("automatic" or a list of proxy names)
+                  use_cbt, enable_cbt, quiesce
+    transfer:     source_proxies, target_proxies ("automatic" or a list of proxy names),
+                  transport_modes ("automatic" or a list of direct, hotadd, network)
     schedule:     enabled, one of daily{at[], days[]} / periodic{every, unit, offset_minutes} /
                   after (a job name), retry{times, wait_minutes}, window{mon..sun, all}
 
@@ -32,6 +33,7 @@ from core.errors import InvalidSettingError, JobFileError
 from core.model import fields
 from core.model.destination import Destination, DiskType, Placement, VmOverride
 from core.model.docload import dump_document, load_document
+from core.model.infra import TransportMode
 from core.model.job import (
     BlockSize,
     Compression,
@@ -263,9 +265,12 @@ def _settings(value: object, path: str) -> JobSettings:
     compression = m.get("compression", _enum(Compression), defaults.compression)
     use_cbt = m.get("use_cbt", _bool, defaults.use_cbt)
     enable_cbt = m.get("enable_cbt", _bool, defaults.enable_cbt)
+    quiesce = m.get("quiesce", _bool, defaults.quiesce)
     m.done()
     with _under(path):
-        return JobSettings(repository, suffix, points, block, compression, use_cbt, enable_cbt)
+        return JobSettings(
+            repository, suffix, points, block, compression, use_cbt, enable_cbt, quiesce
+        )
 
 
 def _proxies(value: object, path: str) -> ProxySelection:
@@ -284,8 +289,22 @@ def _transfer(value: object, path: str) -> DataTransfer:
     m = _Map(value, path)
     source = m.get("source_proxies", _proxies, ProxySelection())
     target = m.get("target_proxies", _proxies, ProxySelection())
+    modes = m.get("transport_modes", _modes, ())
     m.done()
-    return DataTransfer(source, target)
+    with _under(path):
+        return DataTransfer(source, target, modes)
+
+
+def _modes(value: object, path: str) -> tuple[TransportMode, ...]:
+    if value == AUTOMATIC:
+        return ()
+    if isinstance(value, list):
+        if not value:
+            raise InvalidSettingError(path, f'an empty list: write "{AUTOMATIC}" or name modes')
+        return _list(_enum(TransportMode))(value, path)
+    raise InvalidSettingError(
+        path, f'{_kind(value)} is not "{AUTOMATIC}" or a list of direct, hotadd, network'
+    )
 
 
 def _time(value: object, path: str) -> dt.time:
@@ -558,10 +577,12 @@ def job_to_document(job: ReplicationJob) -> dict[str, Any]:
             "compression": str(s.compression),
             "use_cbt": s.use_cbt,
             "enable_cbt": s.enable_cbt,
+            "quiesce": s.quiesce,
         },
         "transfer": {
             "source_proxies": _proxies_doc(job.transfer.source_proxies),
             "target_proxies": _proxies_doc(job.transfer.target_proxies),
+            "transport_modes": [str(m) for m in job.transfer.transport_modes] or AUTOMATIC,
         },
         "schedule": _schedule_doc(job.schedule),
     }

@@ -145,6 +145,7 @@ def _backup(conn: Connection, version: int) -> Path:
 def migrate(conn: Connection) -> Path | None:
     """Bring the schema up to date; returns the backup copy made first, if one was needed."""
     lock_path = conn.path.with_name(conn.path.name + ".migrate-lock")
+    _create_private(lock_path)
     with open(lock_path, "a") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         db = conn.db()

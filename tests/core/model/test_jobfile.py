@@ -14,6 +14,7 @@ import yaml
 
 from core.errors import JobFileError
 from core.model.destination import DiskType
+from core.model.infra import TRANSPORT_ORDER, BackupProxy, TransportMode
 from core.model.job import BlockSize, Compression
 from core.model.jobfile import (
     dump_job,
@@ -56,6 +57,11 @@ def test_the_example_job_reads_into_the_model() -> None:
     assert job.replica_name("SQL [primary] & co") == "SQL [primary] & co_dr"
     assert job.transfer.source_proxies.proxies == ("proxy-prod-1", "proxy-prod-2")
     assert job.transfer.target_proxies.automatic
+    assert job.settings.quiesce
+    all_modes = BackupProxy("p", "h", "prod")
+    network_only = BackupProxy("q", "h", "prod", transport_modes=(TransportMode.NETWORK,))
+    assert job.transfer.modes_for(all_modes) == (TransportMode.HOTADD, TransportMode.NETWORK)
+    assert job.transfer.modes_for(network_only) == (TransportMode.NETWORK,)
     trigger = job.schedule.trigger
     assert isinstance(trigger, Daily) and trigger.at == (dt.time(22), dt.time(4, 30))
     assert trigger.days == frozenset(range(5))
@@ -91,6 +97,8 @@ def test_defaults_fill_a_minimal_job_and_survive_a_round_trip() -> None:
     assert job.settings.block_size is BlockSize.LOCAL and job.settings.use_cbt
     assert job.schedule.trigger is None and job.schedule.retry.times == 3
     assert job.network.same_name and not job.network.mappings and job.reip == ()
+    assert not job.settings.quiesce and job.transfer.transport_modes == ()
+    assert job.transfer.modes_for(BackupProxy("p", "h", "s")) == TRANSPORT_ORDER
     assert job_from_document(json.loads(json.dumps(job_to_document(job)))) == job
 
 
@@ -243,6 +251,22 @@ DELETE = object()
             "auto",
             'transfer.target_proxies: "auto" is not "automatic" or a list of proxies',
         ),
+        (
+            "transfer.transport_modes",
+            ["network", "san"],
+            'transfer.transport_modes[1]: "san" is not one of: direct, hotadd, network',
+        ),
+        (
+            "transfer.transport_modes",
+            ["network", "network"],
+            'transfer.transport_modes[1]: transport mode "network" is listed twice',
+        ),
+        (
+            "transfer.transport_modes",
+            [],
+            'transfer.transport_modes: an empty list: write "automatic" or name modes',
+        ),
+        ("settings.quiesce", 1, "settings.quiesce: 1 is not true or false"),
         ("schedule.periodic", {"every": 4}, "schedule: give only one of daily, periodic and after"),
         (
             "schedule.daily.days",
