@@ -6,11 +6,9 @@ processes are terminated, tmpfs mounts unmounted.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 
 from core.diskgen import ImageMix, write_image
 from core.mover.certs import create_certificates
+from core.mover.process import MoverServiceProcess
 from core.mover.tls import TlsFiles
 
 MIB = 1 << 20
@@ -88,77 +87,11 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     )
 
 
-class MoverProcess:
-    """A real `replicadesk mover serve` in its own process."""
-
-    def __init__(self, root: Path, certs: Certs) -> None:
-        self.root = root
-        self.certs = certs
-        self.proc: subprocess.Popen[str] | None = None
-        self.port = 0
-        self.log = root.parent / f"{root.name}-mover.log"
-
-    def start(self, port: int = 0) -> None:
-        s = self.certs.server
-        self._logf = open(self.log, "a")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "core",
-                "-v",
-                "mover",
-                "serve",
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--root",
-                str(self.root),
-                "--tls-cert",
-                str(s.cert),
-                "--tls-key",
-                str(s.key),
-                "--tls-ca",
-                str(s.ca),
-                "--json",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=self._logf,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        text = ""
-        while not text.rstrip().endswith("}"):
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"mover did not start: {self.log.read_text()}")
-            text += line
-        self.port = int(json.loads(text)["port"])
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
-            self.proc = None
-            self._logf.close()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-            self.proc = None
-            self._logf.close()
-
-
 @pytest.fixture
-def mover(tmp_path: Path, certs: Certs) -> Iterator[MoverProcess]:
-    m = MoverProcess(tmp_path / "dr-site", certs)
-    m.start()
-    yield m
-    m.stop()
+def mover(tmp_path: Path, certs: Certs) -> Iterator[MoverServiceProcess]:
+    """A real `replicadesk mover serve` in its own process, on loopback."""
+    with MoverServiceProcess(tmp_path / "dr-site", certs.server) as m:
+        yield m
 
 
 @pytest.fixture

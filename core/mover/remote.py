@@ -86,9 +86,14 @@ class RemoteTarget(TargetEndpoint):
             raise AuthenticationError(
                 self._address, f"its certificate is not trusted: {e.verify_message}"
             ) from e
-        except (ssl.SSLError, OSError) as e:
+        except ssl.SSLError as e:
             raw.close()
             raise AuthenticationError(self._address, f"TLS handshake failed: {e}") from e
+        except OSError as e:
+            # A reset or timeout during the handshake is the network (or a dying service),
+            # not a verdict on our credentials.
+            raw.close()
+            raise MoverConnectionError(self._address, f"during the TLS handshake: {e}") from e
         sock.settimeout(IO_TIMEOUT)
         return sock
 
