@@ -244,7 +244,21 @@ class RemoteTarget(TargetEndpoint):
                 self._sock = None
 
 
-def replica_name_ok(name: str) -> bool:
-    """A replica name a client may ask for: relative, no '..', inside the service's root."""
+def replica_folder(root: Path, name: str) -> Path | None:
+    """Where a service rooted at `root` keeps the replica a client asks for, or None.
+
+    A name is a path relative to the root, or an absolute path inside it (a job asks the target
+    proxy to write where it sees the target datastore). Nothing outside the root, no '..'.
+    """
+    if not name or "\x00" in name:
+        return None
     path = Path(name)
-    return bool(name) and not path.is_absolute() and ".." not in path.parts
+    if ".." in path.parts:
+        return None
+    if not path.is_absolute():
+        return root / path
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        return None
+    return root / rel if rel.parts else None

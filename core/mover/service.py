@@ -19,7 +19,7 @@ from pathlib import Path
 
 from core.errors import ProtocolError, ReplicaDeskError
 from core.mover import protocol as p
-from core.mover.remote import replica_name_ok
+from core.mover.remote import replica_folder
 from core.mover.stats import StageClock
 from core.mover.target import LocalTarget, OpenRequest
 from core.mover.tls import TlsFiles, server_context
@@ -148,8 +148,9 @@ class MoverService:
         if hello.get("protocol") != p.PROTOCOL_VERSION:
             raise ProtocolError(f"protocol version {hello.get('protocol')!r} is not supported")
         name = str(hello.get("replica", ""))
-        if not replica_name_ok(name):
-            raise ProtocolError(f"replica name {name!r} must be a relative path inside the root")
+        folder = replica_folder(self.root, name)
+        if folder is None:
+            raise ProtocolError(f"replica {name!r} is not a path inside this mover's root")
         try:
             request = OpenRequest(
                 int(hello["disk_size"]),
@@ -160,7 +161,7 @@ class MoverService:
         except (KeyError, TypeError, ValueError) as e:
             raise ProtocolError(f"HELLO is missing or has a bad field: {e}") from e
         clock = StageClock()
-        target = LocalTarget(self.root / name, clock)
+        target = LocalTarget(folder, clock)
         try:
             state = target.open(request)
         except BaseException:

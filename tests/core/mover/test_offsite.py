@@ -280,3 +280,20 @@ def test_killing_the_target_mid_run_keeps_points_and_the_next_run_completes(
     assert not any(p.suffix == ".partial" for p in replica.iterdir())
     assert all(c.ok for c in verify_replica(replica))
     assert_identical(Path(replica / Path(r.point.path).name), disk)
+
+
+def test_replica_paths_absolute_inside_the_root_and_nothing_outside(
+    tmp_path, make_disk, mover, certs
+):
+    disk = make_disk(size_mib=2, seed=35)
+    inside = mover.root.resolve() / "ds 1 [ssd]" / "web #1 & Ünï_replica" / "disk-2000"
+    r = replicate_disk(request(disk, mover, certs, tmp_path / "m1", name=str(inside)))
+    # The service names the point by its path below its root.
+    point = mover.root / r.point.path
+    assert point.parent == inside
+    assert_identical(point, disk)
+    for bad in (str(tmp_path / "elsewhere"), "../escape", "a/../../escape", ""):
+        with pytest.raises(RemoteError, match="is not a path inside this mover's root"):
+            replicate_disk(request(disk, mover, certs, tmp_path / "m2", name=bad))
+    assert not (tmp_path / "elsewhere").exists()
+    assert not (mover.root.parent / "escape").exists()
