@@ -230,3 +230,78 @@ class ChangeLogError(LabError):
 
 class LabNetworkError(LabError):
     """Lab network: {}: {}"""
+
+
+# --- vSphere: vCenter and ESXi through core.vsphere --------------------------------------------
+
+
+class VSphereError(ReplicaDeskError):
+    """vSphere: {}: {}"""
+
+    exit_code = 60
+    fault = ""  # the vSphere fault's type name ("InvalidPowerState"), "" when none
+    invalid_property = ""  # InvalidArgument's invalidProperty ("changeId"), "" when none
+
+
+class VSphereConnectionError(VSphereError):
+    """Cannot reach vSphere at {}: {} (check the address, port, protocol and firewall)"""
+
+
+class VSphereLoginError(VSphereError):
+    """vSphere at {} refused the login of {!r}: {} (check the user name and password of the managed server)"""
+
+
+class VSpherePermissionError(VSphereError):
+    """{}: the vSphere user lacks the privilege {} on {} (grant it to the ReplicaDesk account's role)"""
+
+
+class VSphereNotFoundError(VSphereError):
+    """{}: {} is not in the vSphere inventory (deleted, or never there): refresh the inventory and check the job"""
+
+
+class VSphereStateError(VSphereError):
+    """{}: not possible now: {}"""
+
+
+class VSphereDuplicateNameError(VSphereError):
+    """{}: the name {!r} is already used there: pick another name or remove the other object"""
+
+
+class VSphereFileError(VSphereError):
+    """{}: datastore file {}: {}"""
+
+
+class VSphereInvalidRequestError(VSphereError):
+    """{}: vSphere refused the request: {}"""
+
+
+class VSphereNotSupportedError(VSphereError):
+    """{}: this vSphere server does not support it: {}"""
+
+
+class VSphereResourceError(VSphereError):
+    """{}: not enough resources on the target: {}"""
+
+
+class VSphereTaskTimeoutError(VSphereError):
+    """vSphere task {} ({}) did not finish within {:.0f} s (last seen {}); it may still be running: check it in the vSphere client"""
+
+
+class VSphereNetworkNotFoundError(VSphereError):
+    """Network {!r} is not available on host {} (its networks: {}): fix the job's network mapping"""
+
+
+class VSphereChangeTrackingError(VSphereError):
+    """Changed block tracking of {} cannot answer: {} (the run reads the whole disk and compares digests instead)"""
+
+
+class VSphereCustomizationError(VSphereError):
+    """Guest customization of {}: {}"""
+
+
+class VSpherePlacementError(VSphereError):
+    """No host can take {}: {}"""
+
+
+class VSphereTransferError(VSphereError):
+    """Datastore transfer {}: {}"""
