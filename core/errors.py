@@ -272,7 +272,7 @@ class VSphereFileError(VSphereError):
 
 
 class VSphereInvalidRequestError(VSphereError):
-    """{}: vSphere refused the request: {}"""
+    """{}: not a valid request: {}"""
 
 
 class VSphereNotSupportedError(VSphereError):

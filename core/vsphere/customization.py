@@ -123,7 +123,7 @@ def customize_vm(
     client: VSphereClient, vm: str, customization: Customization, timeout: float = 600.0
 ) -> None:
     """Store the customization on the (powered-off) VM; it applies at the next power-on."""
-    what = f"customize the guest of VM {vm}"
+    what = f"VM {vm}"
     _check(customization, what)
     current = read_vm(client, vm)
     if len(current.nics) != len(customization.nics):

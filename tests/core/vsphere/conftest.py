@@ -90,7 +90,7 @@ SPEC = SimulatorSpec(
             vms=(
                 VmSpec("dr-load-1", host="dr-1", disks=(DiskSpec(1024),)),
                 VmSpec("dr-load-2", host="dr-1", disks=(DiskSpec(1024),)),
-                VmSpec("dr-load-3", host="dr-3", disks=(DiskSpec(1024),)),
+                VmSpec("dr-load-3", host="dr-3", disks=(DiskSpec(1024),), networks=("DR Net",)),
             ),
         ),
     ),
