@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -24,7 +25,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from core.cli import demo, disk, mover
+    from core.cli import demo, disk, lab, mover
 
     parser = argparse.ArgumentParser(
         prog="replicadesk",
@@ -36,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     disk.register(sub)
     mover.register(sub)
+    lab.register(sub)
     demo.register(sub)
     return parser
 
@@ -90,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("replicadesk: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): not an error of ours, and nothing more to say.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def positive_int(text: str) -> int:
@@ -100,6 +106,23 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
     return value
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_bytes(text: str) -> int:
+    """'512K', '4M', '1.5G', '1000' -> bytes (binary units); a clear error otherwise."""
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = t[-1:] if t[-1:] in _UNITS and t[-1:] else ""
+    number = t[: -len(unit)] if unit else t
+    try:
+        value = float(number)
+    except ValueError:
+        raise UsageError(f"{text!r} is not a size like 512K, 4M or 1G") from None
+    if value <= 0:
+        raise UsageError(f"{text!r} is not a positive size")
+    return int(value * _UNITS[unit])
 
 
 def host_port(text: str) -> tuple[str, int]:

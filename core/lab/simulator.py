@@ -59,6 +59,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from core.errors import SimulatorBuildError, SimulatorStartError
+from core.procutil import die_with_parent
 
 GOCODE = Path("/usr/share/gocode")
 GOVMOMI = GOCODE / "src/github.com/vmware/govmomi/simulator"
@@ -379,6 +380,7 @@ class Simulator:
                     stdout=subprocess.PIPE,
                     stderr=log,
                     start_new_session=True,  # a Ctrl-C at the terminal is ours to forward
+                    preexec_fn=die_with_parent,
                 )
             self._read_ready()
         except BaseException:

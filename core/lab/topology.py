@@ -35,7 +35,9 @@ PROD_DATACENTER = "Production DC"
 PROD_CLUSTER = "Prod Cluster"
 PROD_CLUSTER_HOSTS = ("esx-p01.prod.lab", "esx-p02.prod.lab", "esx-p03.prod.lab")
 PROD_STANDALONE = ("esx-p04.prod.lab", "esx-p05.prod.lab")
-PROD_DATASTORES = ("prod-ds-01", "prod-ds-02 [ssd]", "prod nfs #3")
+PROD_DATASTORES = ("prod-ds-01", "prod-ds-02 (ssd)", "prod nfs #3")
+# No brackets in datastore names: "[ds] path" is how vSphere names files, and vcsim (like many
+# scripts) reads the datastore up to the first "]".
 PROD_NETWORKS = ("Prod App", "Prod Backup")
 PROD_DVS = SwitchSpec("Prod-DVS", ("pg-web", "pg-db [tier 2]"))
 
@@ -55,18 +57,19 @@ NETWORK_MAP = {
 
 # Names admins really use, and the characters that break scripts.
 _VM_NAMES = (
+    # The first six carry every character class that breaks scripts, so even a small lab has them.
     "dc01",
-    "dc02",
-    "web-01",
     "web 02 (canary)",
-    "web-03 [dmz]",
-    "app+cache",
-    "app-02",
-    "db [primary]",
     "db #2 & replica",
+    "app+cache",
     "50% batch",
+    "Zürich fileserver [fs]",
+    "web-01",
+    "db [primary]",
+    "dc02",
+    "app-02",
+    "web-03 [dmz]",
     "mail-01",
-    "Zürich fileserver",
     "Ünïcødé reports",
     "monitoring",
     "jump-host",

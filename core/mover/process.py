@@ -23,6 +23,7 @@ from typing import IO
 
 from core.errors import MoverConnectionError
 from core.mover.tls import TlsFiles
+from core.procutil import die_with_parent
 
 
 class MoverServiceProcess:
@@ -79,10 +80,14 @@ class MoverServiceProcess:
             "--json",
         ]
         self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._logf
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._logf,
+            preexec_fn=die_with_parent,
         )
         try:
-            self.port = int(self._ready()["port"])
+            self.port = int(str(self._ready()["port"]))
         except BaseException:
             self.stop()
             raise
