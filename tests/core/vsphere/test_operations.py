@@ -10,6 +10,7 @@ from core.errors import (
     VSphereCustomizationError,
     VSphereInvalidRequestError,
     VSphereNetworkNotFoundError,
+    VSphereNotFoundError,
 )
 from core.vsphere import cbt, power, snapshots, tasks, vms
 from core.vsphere.customization import Customization, NicIp, customize_vm
@@ -35,7 +36,7 @@ def test_snapshots_only_ours_go(site: Site) -> None:
     assert read_vm(c, vm).current_snapshot == twin
 
     # Another VM's snapshot is refused by moref, and nothing is removed.
-    with pytest.raises(Exception, match=foreign):
+    with pytest.raises(VSphereNotFoundError, match=foreign):
         snapshots.remove_snapshot(c, vm, foreign)
     snapshots.remove_snapshot(c, vm, ours)
     left = [s for root in snapshots.list_snapshots(c, vm) for s in root.walk()]
@@ -139,7 +140,10 @@ def test_replica_on_the_least_loaded_host(site: Site) -> None:
     ]
     folder = site.sim.datastore("dr-ds", "DR DC").path / name
     assert (folder / f"{name}.vmx").is_file() and (folder / f"{name}.vmdk").is_file()
-    assert vms.least_loaded_host(c, cluster.moref) != host or True  # dr-2 and dr-3 now tie
+    # The replica now counts on dr-2: dr-2 and dr-3 tie at one VM, the first by name wins.
+    assert inv.host(vms.least_loaded_host(c, cluster.moref)).name == "dr-2"
+    loads = {h.name: h.vm_count for h in vms.host_loads(c, cluster.moref)}
+    assert loads == {"dr-1": 2, "dr-2": 1, "dr-3": 1}
 
     # Layout changes a later run may need.
     added = vms.add_disk(c, vm.moref, 3 * MIB)
