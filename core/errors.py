@@ -305,3 +305,14 @@ class VSpherePlacementError(VSphereError):
 
 class VSphereTransferError(VSphereError):
     """Datastore transfer {}: {}"""
+
+
+# --- the command line: adding managed servers and proxies ---------------------------------------
+
+
+class ServerCheckError(VSphereError):
+    """Managed server {}: {}"""
+
+
+class ProxyCheckError(MoverError):
+    """Proxy {}: {}"""
