@@ -11,11 +11,13 @@ failed or cancelled run leaves metadata, replica and every restore point as they
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from core.errors import (
     MetadataCorruptError,
@@ -37,7 +39,7 @@ from core.mover.tls import TlsFiles
 from core.replica.chain import MAX_POINTS
 from core.replica.digestfile import DigestSet
 from core.replica.metadata import Expected, MetadataStore
-from core.vmdk.image import open_disk
+from core.vmdk.image import DiskImage, open_disk
 
 BLOCK_SIZES = {"256K": 256 << 10, "512K": 512 << 10, "1M": 1 << 20, "4M": 4 << 20}
 DEFAULT_BLOCK_SIZE = 1 << 20
@@ -56,7 +58,11 @@ class RemoteSpec:
 
 @dataclass(frozen=True)
 class ReplicationRequest:
-    source: Path
+    """`source` is the disk file opened with `source_format`, and how the target describes the
+    replica's origin; `image`, when given, is an already opened source disk (e.g. one read over
+    the datastore HTTP interface, core.jobs.httpdisk) read instead: the caller closes it."""
+
+    source: Path | str
     replica: str  # a folder onsite; a name under the mover's root offsite
     metadata_dir: Path
     keep: int = DEFAULT_KEEP
@@ -66,6 +72,7 @@ class ReplicationRequest:
     compress: bool | None = None  # default: on offsite, off onsite
     rebuild_metadata: bool = False
     source_format: str = "auto"
+    image: DiskImage | None = None
 
     def validate(self) -> None:
         if not 1 <= self.keep <= MAX_POINTS:
@@ -126,7 +133,11 @@ def replicate_disk(
     cancel = cancel or threading.Event()
     clock = StageClock()
     warnings: list[str] = []
-    with open_disk(request.source, request.source_format) as image:
+    with contextlib.ExitStack() as opened:
+        if request.image is not None:
+            image = request.image
+        else:
+            image = opened.enter_context(open_disk(request.source, request.source_format))
         target = make_target(request, clock)
         try:
             state = target.open(
@@ -197,3 +208,19 @@ def replicate_disk(
         duration=time.perf_counter() - started,
     )
     return ReplicationResult(committed, state.latest_point is None, rebuilt, stats, warnings)
+
+
+def maintain_replica(
+    replica: str, target: RemoteSpec | None, request: dict[str, Any]
+) -> dict[str, Any]:
+    """Retention or undo on a replica, here or on the mover service that keeps it."""
+    if target is None:
+        from core.replica.maintenance import maintain
+
+        return maintain(Path(replica), request)
+    from core.mover.remote import RemoteTarget
+
+    remote = RemoteTarget(
+        target.host, target.port, target.tls, replica, server_name=target.server_name
+    )
+    return remote.maintain(request)

@@ -11,6 +11,10 @@ Conversation (client = source side):
     BATCH*  (no answer; the server answers ERROR at once if a batch fails)
     COMMIT{checksum} -> COMMITTED{...} | ERROR
     ABORT, or closing the connection without COMMIT, discards the point.
+
+Replica upkeep instead of a run (the job runner, after a VM's disks are all done or one failed):
+    MAINTAIN{protocol, replica, op: "retain", keep} -> MAINTAINED{merged: [ids]} | ERROR
+    MAINTAIN{protocol, replica, op: "drop", point} -> MAINTAINED{} | ERROR
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ REBUILD = 8
 PROGRESS = 9
 DIGESTS = 10
 DIGESTS_END = 11
+MAINTAIN = 12
+MAINTAINED = 13
 
 _HEAD = struct.Struct("<BI")
 

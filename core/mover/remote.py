@@ -14,6 +14,7 @@ import ssl
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from core.errors import (
     AuthenticationError,
@@ -184,6 +185,19 @@ class RemoteTarget(TargetEndpoint):
             int(latest) if latest is not None else None,
             int(info.get("point_count", 0)),
         )
+
+    def maintain(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Run one upkeep operation on the replica (see core.replica.maintenance)."""
+        self._sock = self._connect()
+        try:
+            self._send(
+                p.MAINTAIN,
+                p.json_bytes({"protocol": p.PROTOCOL_VERSION, "replica": self.replica, **request}),
+            )
+            _, body = self._recv({p.MAINTAINED}, first=True)
+            return dict(p.parse_json(body))
+        finally:
+            self.close()
 
     def rebuild_digests(self, progress: ProgressFn | None = None) -> DigestSet:
         self._send(p.REBUILD)

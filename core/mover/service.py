@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core.errors import ProtocolError, ReplicaDeskError
 from core.mover import protocol as p
@@ -24,6 +25,7 @@ from core.mover.stats import StageClock
 from core.mover.target import LocalTarget, OpenRequest
 from core.mover.tls import TlsFiles, server_context
 from core.replica import digestfile
+from core.replica.maintenance import maintain
 
 log = logging.getLogger("replicadesk.mover")
 
@@ -142,8 +144,11 @@ class MoverService:
         if frame is None:
             return None
         kind, body = frame
-        if kind != p.HELLO:
+        if kind not in (p.HELLO, p.MAINTAIN):
             raise ProtocolError(f"expected HELLO, got message type {kind}")
+        if kind == p.MAINTAIN:
+            self._maintain(sock, p.parse_json(body), peer)
+            return None
         hello = p.parse_json(body)
         if hello.get("protocol") != p.PROTOCOL_VERSION:
             raise ProtocolError(f"protocol version {hello.get('protocol')!r} is not supported")
@@ -184,6 +189,17 @@ class MoverService:
             target.close()
             raise
         return target
+
+    def _maintain(self, sock: ssl.SSLSocket, request: dict[str, Any], peer: str) -> None:
+        if request.get("protocol") != p.PROTOCOL_VERSION:
+            raise ProtocolError(f"protocol version {request.get('protocol')!r} is not supported")
+        name = str(request.get("replica", ""))
+        folder = replica_folder(self.root, name)
+        if folder is None:
+            raise ProtocolError(f"replica {name!r} is not a path inside this mover's root")
+        answer = maintain(folder, request)
+        p.send_json(sock, p.MAINTAINED, answer)
+        log.info("%s: replica %s: %s done", peer, name, request.get("op"))
 
     def _loop(
         self, sock: ssl.SSLSocket, target: LocalTarget, clock: StageClock, peer: str, name: str

@@ -149,6 +149,23 @@ class ReplicaChain:
             raise
 
     @classmethod
+    def open_existing(cls, folder: Path) -> ReplicaChain:
+        """Open an existing replica for writing, whatever its disk (retention, undo)."""
+        folder = Path(folder)
+        if Manifest.load(folder) is None:
+            raise ReplicaError(folder, f"not a replica folder ({MANIFEST_NAME} missing)")
+        lock_fd = _lock(folder, exclusive=True)
+        try:
+            manifest = Manifest.load(folder)
+            assert manifest is not None  # replicas are never deleted under an exclusive lock
+            chain = cls(folder, manifest, lock_fd, writable=True)
+            chain._recover()
+            return chain
+        except BaseException:
+            os.close(lock_fd)
+            raise
+
+    @classmethod
     def open_for_read(cls, folder: Path) -> ReplicaChain:
         folder = Path(folder)
         if not folder.is_dir():
@@ -261,6 +278,29 @@ class ReplicaChain:
             self._finish_merge()
             dropped.append(oldest.id)
         return dropped
+
+    def drop_latest(self, point_id: int) -> None:
+        """Remove the newest restore point, which must be `point_id` (a run's undo).
+
+        The point leaves the manifest first; its files are removed after, and a kill in between
+        leaves unlisted files that the next open removes. Dropping the only point empties the
+        replica. Any other point is refused: only the newest can go without touching the rest.
+        """
+        if not self.writable:
+            raise ReplicaError(self.folder, "opened read-only")
+        latest = self.latest
+        if latest is None or latest.id != point_id:
+            have = latest.id if latest else "none"
+            raise ReplicaError(
+                self.folder, f"restore point {point_id} is not the newest (that is {have})"
+            )
+        self.manifest.points = self.manifest.points[:-1]
+        self.manifest.save(self.folder)
+        for name in (latest.file, latest.digests):
+            (self.folder / name).unlink(missing_ok=True)
+        if not self.manifest.points:
+            (self.folder / BASE_EXTENT).unlink(missing_ok=True)
+        fsync_dir(self.folder)
 
     def _finish_merge(self) -> None:
         merge = self.manifest.merge
