@@ -31,12 +31,18 @@ class DiskPoint:
     disk_key: int
     capacity_bytes: int
     change_id: str | None = None  # None when the run did not use CBT
+    chain: str | None = None  # the disk's replica folder: "[datastore] replica/disk-2000"
+    chain_point: int | None = None  # the point's id in that folder's chain
 
     def __post_init__(self) -> None:
         fields.integer("disk_key", self.disk_key, 0, 2**31 - 1)
         fields.integer("capacity_bytes", self.capacity_bytes, 0, 2**63 - 1)
         if self.change_id is not None:
             fields.name("change_id", self.change_id)
+        if self.chain is not None:
+            fields.text("chain", self.chain)
+        if self.chain_point is not None:
+            fields.integer("chain_point", self.chain_point, 1, 2**31 - 1)
 
 
 @dataclass(frozen=True)

@@ -223,6 +223,28 @@ def m0005_locks(db: Database) -> None:
     )
 
 
+@migrations(name="0006_run_points")
+def m0006_run_points(db: Database) -> None:
+    """Where each disk of a restore point lives (its chain folder on the target datastore and
+    the point in that chain), and the source snapshots runs took (removed by the next run if a
+    crash left them)."""
+    _sql(
+        db,
+        """
+        ALTER TABLE point_disks ADD COLUMN chain TEXT;
+        ALTER TABLE point_disks ADD COLUMN chain_point INTEGER;
+        CREATE TABLE run_snapshots (
+            server TEXT NOT NULL,
+            vm_moref TEXT NOT NULL,
+            snapshot_moref TEXT NOT NULL,
+            session_id INTEGER,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (server, vm_moref, snapshot_moref)
+        )
+        """,
+    )
+
+
 def names() -> list[str]:
     """Every migration of the set, in order (the latest schema version is their number)."""
     return [m.name for m in migrations.pending(Database(memory=True))]

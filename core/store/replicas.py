@@ -62,7 +62,9 @@ def _find(db: Database, job: str, source_server: str, vm_moref: str) -> Replica 
 
 def _point(db: Database, row: Row) -> RestorePoint:
     disks = tuple(
-        DiskPoint(d["disk_key"], d["capacity_bytes"], d["change_id"])
+        DiskPoint(
+            d["disk_key"], d["capacity_bytes"], d["change_id"], d["chain"], d["chain_point"]
+        )
         for d in db.query(
             "SELECT * FROM point_disks WHERE point_id = ? ORDER BY disk_key", (row["id"],)
         )
@@ -196,9 +198,16 @@ class Replicas:
             )
             for disk in point.disks:
                 db.execute(
-                    "INSERT INTO point_disks (point_id, disk_key, capacity_bytes, change_id) "
-                    "VALUES (?, ?, ?, ?)",
-                    (cur.lastrowid, disk.disk_key, disk.capacity_bytes, disk.change_id),
+                    "INSERT INTO point_disks (point_id, disk_key, capacity_bytes, change_id, "
+                    "chain, chain_point) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        cur.lastrowid,
+                        disk.disk_key,
+                        disk.capacity_bytes,
+                        disk.change_id,
+                        disk.chain,
+                        disk.chain_point,
+                    ),
                 )
             return point
 
@@ -226,3 +235,38 @@ class Replicas:
             )
             if cur.rowcount == 0:
                 raise NotFoundError("restore point", f"{replica_id}/{number}")
+
+
+class RunSnapshots:
+    """Source snapshots taken by runs: recorded when taken, forgotten once removed.
+
+    A run that crashes leaves its snapshot here, and the next run of the VM removes exactly
+    those; a snapshot not listed here is never ours to remove.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def add(self, server: str, vm_moref: str, snapshot_moref: str, session_id: int | None) -> None:
+        with self._conn.write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO run_snapshots (server, vm_moref, snapshot_moref, "
+                "session_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                (server, vm_moref, snapshot_moref, session_id, to_db(now())),
+            )
+
+    def of_vm(self, server: str, vm_moref: str) -> builtins.list[str]:
+        rows = self._conn.db().query(
+            "SELECT snapshot_moref FROM run_snapshots WHERE server = ? AND vm_moref = ? "
+            "ORDER BY created_at",
+            (server, vm_moref),
+        )
+        return [str(r["snapshot_moref"]) for r in rows]
+
+    def forget(self, server: str, vm_moref: str, snapshot_moref: str) -> None:
+        with self._conn.write() as db:
+            db.execute(
+                "DELETE FROM run_snapshots WHERE server = ? AND vm_moref = ? AND "
+                "snapshot_moref = ?",
+                (server, vm_moref, snapshot_moref),
+            )

@@ -22,7 +22,7 @@ from core.store.connection import (
 from core.store.infra import Credentials, Proxies, Repositories, Servers
 from core.store.jobs import Jobs
 from core.store.locks import Locks
-from core.store.replicas import Replicas
+from core.store.replicas import Replicas, RunSnapshots
 from core.store.secrets import SecretBox
 from core.store.sessions import Sessions
 
@@ -45,6 +45,7 @@ class Store:
         self.jobs = Jobs(conn)
         self.sessions = Sessions(conn)
         self.replicas = Replicas(conn)
+        self.run_snapshots = RunSnapshots(conn)
         self.locks = Locks(conn)
 
     @classmethod
