@@ -21,8 +21,10 @@ MAX_NAME = 255
 E = TypeVar("E", bound=StrEnum)
 
 # A vSphere managed object ID: "vm-42", "group-v3", "domain-c7", "resgroup-8"; on a standalone
-# ESXi host "ha-host", "ha-datacenter" or a bare number for VMs.
-_MOREF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,79}$")
+# ESXi host "ha-host", "ha-datacenter" or a bare number for VMs. The simulator names a local
+# datastore by its folder and datastore folder ("/srv/lab/ds-1@folder-5", core/lab/vcsim/main.go),
+# so "/" and "@" are allowed too; spaces and control characters never are.
+_MOREF = re.compile(r"^[A-Za-z0-9/][A-Za-z0-9_.:@/-]{0,1023}$")
 # A DNS name (RFC 1123 labels) for a server or proxy address.
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
