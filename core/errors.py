@@ -316,3 +316,16 @@ class ServerCheckError(VSphereError):
 
 class ProxyCheckError(MoverError):
     """Proxy {}: {}"""
+
+
+# --- replication jobs -------------------------------------------------------------------------
+
+
+class JobRunError(ReplicaDeskError):
+    """{}: {}"""
+
+    exit_code = 40
+
+
+class PreflightError(JobRunError):
+    """{}: not replicated: {}"""

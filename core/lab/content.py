@@ -40,6 +40,9 @@ def write_vm_disk(
     flat = flat_name(descriptor)
     mix = ImageMix(zero=1 - fill, text=fill * 0.45, binary=fill * 0.4, random=fill * 0.15)
     write_image(flat, capacity, mix=mix, seed=seed)
+    # Every guest disk starts with a partition table and a boot loader: never all zeros.
+    with open(flat, "r+b") as f:
+        f.write(make_block("binary", np.random.default_rng(seed), MIB))
     text = render_descriptor(flat_descriptor(capacity, flat.name, new_cid(), "vmfs"))
     descriptor.write_text(text)
     return data_areas(flat)

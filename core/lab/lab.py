@@ -147,7 +147,9 @@ class Lab:
         vms, disks = self._write_disks(self._prod, ChangeLog(changelog))
 
         prefix: list[str] = []
-        dr_listen = "127.0.0.1"
+        # Without a namespace the DR site still gets an address of its own (all of 127/8 is
+        # loopback), so its vCenter is a different server from production's.
+        dr_listen = "127.0.0.2"
         if self.wan and netns.can_create():
             netns.sweep_stale()
             self._link = netns.WanLink(netns.LinkShape(rate_mbit=self.options.wan_mbit)).open()
@@ -167,7 +169,7 @@ class Lab:
         # Imported here: certificate creation needs `cryptography` (core.mover.certs).
         from core.mover.certs import create_certificates
 
-        names = ["localhost", "127.0.0.1"]
+        names = ["localhost", "127.0.0.1", "127.0.0.2"]
         if self._link is not None:
             names += [self._link.site_address, self._link.host_address]
         certs = create_certificates(folder / "certs", names)

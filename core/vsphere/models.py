@@ -254,6 +254,10 @@ class Inventory:
             raise KeyError(moref)
         return obj
 
+    def has(self, moref: str) -> bool:
+        """True when any object of this inventory has that moref."""
+        return moref in self._index
+
     def vm(self, moref: str) -> Vm:
         return self._get(moref, Vm)
 
