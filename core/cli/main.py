@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -25,7 +26,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from core.cli import demo, disk, lab, mover
+    from core.cli import demo, disk, history, infra, inventory, job, lab, mover
+    from core.cli.context import default_db
 
     parser = argparse.ArgumentParser(
         prog="replicadesk",
@@ -34,11 +36,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"replicadesk {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    parser.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        help=f"the database (default {default_db()}; $REPLICADESK_HOME sets its folder)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     disk.register(sub)
     mover.register(sub)
     lab.register(sub)
     demo.register(sub)
+    infra.register(sub)
+    inventory.register(sub)
+    job.register(sub)
+    history.register(sub)
     return parser
 
 

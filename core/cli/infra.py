@@ -1,0 +1,472 @@
+"""`replicadesk server|proxy|repo add|list|remove`: the infrastructure jobs run on.
+
+Adding a managed server logs in to it once (`core.jobs.servers.check_server`) and says why that
+failed; adding a proxy connects to its mover service (with a TLS handshake when TLS files are
+given); adding a local repository makes its folder. `--no-check` stores without checking.
+Passwords come from `--password-stdin` or `$REPLICADESK_PASSWORD`, never from a flag value (which
+`ps` shows), and are stored encrypted as a credential named `server:<address>`. Removing
+something a job or a repository still uses is refused by the store, naming the users.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.cli.context import db_arg, open_store, table
+from core.cli.main import emit_json, positive_int
+from core.errors import (
+    AlreadyExistsError,
+    ProxyCheckError,
+    ServerCheckError,
+    UsageError,
+    VSphereError,
+)
+
+if TYPE_CHECKING:
+    from core.model.infra import BackupProxy, ManagedServer, Repository
+    from core.model.secret import Secret
+
+PASSWORD_ENV = "REPLICADESK_PASSWORD"
+CHECK_TIMEOUT = 10.0  # seconds to reach a proxy's mover service
+
+
+def credential_name(address: str) -> str:
+    return f"server:{address}"
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    _register_servers(sub)
+    _register_proxies(sub)
+    _register_repos(sub)
+
+
+def _json_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+# --- managed servers --------------------------------------------------------------------------
+
+
+def _register_servers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    server = sub.add_parser("server", help="managed servers: vCenter Servers and ESXi hosts")
+    ssub = server.add_subparsers(dest="server_command", metavar="ACTION", required=True)
+
+    add = ssub.add_parser(
+        "add",
+        help="add a vCenter Server or a standalone ESXi host (logs in once to check it)",
+        description="Add a managed server. The password is read from standard input "
+        f"(--password-stdin) or from ${PASSWORD_ENV}, and stored encrypted.",
+    )
+    add.add_argument("address", help="host name or IP address")
+    add.add_argument("--kind", choices=("vcenter", "esxi"), default="vcenter")
+    add.add_argument("--user", required=True, help="the vSphere user name")
+    add.add_argument("--port", type=int, help="default 443 (https) or 80 (http)")
+    add.add_argument(
+        "--protocol",
+        choices=("https", "http"),
+        default="https",
+        help="https (default); http only for the lab's simulator",
+    )
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    add.add_argument("--description", default="")
+    add.add_argument("--no-check", action="store_true", help="store it without logging in")
+    add.add_argument("--json", action="store_true", help="print the server as JSON")
+    db_arg(add)
+    add.set_defaults(handler=cmd_server_add)
+
+    ls = ssub.add_parser("list", help="list the managed servers")
+    _json_arg(ls)
+    db_arg(ls)
+    ls.set_defaults(handler=cmd_server_list)
+
+    rm = ssub.add_parser("remove", help="remove a managed server no job uses, and its password")
+    rm.add_argument("address")
+    db_arg(rm)
+    rm.set_defaults(handler=cmd_server_remove)
+
+
+def read_password(args: argparse.Namespace) -> Secret:
+    from core.model.secret import Secret
+
+    if args.password_stdin:
+        if sys.stdin.isatty():
+            import getpass
+
+            text = getpass.getpass("Password: ")
+        else:
+            text = sys.stdin.readline().rstrip("\r\n")
+        if not text:
+            raise UsageError("--password-stdin: standard input gave no password")
+    else:
+        text = os.environ.get(PASSWORD_ENV, "")
+        if not text:
+            raise UsageError(
+                f"give the password on standard input with --password-stdin, or in ${PASSWORD_ENV}"
+            )
+    return Secret(text)
+
+
+def server_doc(s: ManagedServer) -> dict[str, Any]:
+    return {
+        "address": s.address,
+        "kind": str(s.kind),
+        "port": s.port,
+        "protocol": str(s.protocol),
+        "user": s.user,
+        "credential": s.credential,
+        "url": s.url,
+        "description": s.description,
+    }
+
+
+def cmd_server_add(args: argparse.Namespace) -> int:
+    from core.model.infra import ManagedServer, Protocol, ServerKind
+    from core.model.secret import Credential
+
+    password = read_password(args)
+    port = args.port if args.port is not None else (443 if args.protocol == "https" else 80)
+    server = ManagedServer(
+        kind=ServerKind(args.kind),
+        address=args.address,
+        user=args.user,
+        credential=credential_name(args.address),
+        port=port,
+        protocol=Protocol(args.protocol),
+        description=args.description,
+    )
+    with open_store(args) as store:
+        if any(s.address == server.address for s in store.servers.list()):
+            raise AlreadyExistsError("server", server.address)
+        answered = "not checked"
+        if not args.no_check:
+            from core.jobs.servers import check_server
+
+            try:
+                answered = check_server(server, password)
+            except ServerCheckError:
+                raise
+            except VSphereError as e:
+                raise ServerCheckError(
+                    server.address, f"{e} (--no-check stores it without logging in)"
+                ) from e
+        assert server.credential is not None
+        store.credentials.put(Credential(server.credential, password, f"{server.user}"))
+        try:
+            store.servers.add(server)
+        except BaseException:
+            store.credentials.remove(server.credential)
+            raise
+    if args.json:
+        emit_json({**server_doc(server), "answered": answered})
+    else:
+        print(
+            f"added {server.kind} {server.address} ({server.url}, user {server.user}): {answered}"
+        )
+    return 0
+
+
+def cmd_server_list(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        servers = store.servers.list()
+    if args.json:
+        emit_json([server_doc(s) for s in servers])
+        return 0
+    if not servers:
+        print("no managed servers (`replicadesk server add` adds one)")
+        return 0
+    table(
+        ["ADDRESS", "KIND", "URL", "USER", "DESCRIPTION"],
+        [[s.address, str(s.kind), s.url, s.user, s.description] for s in servers],
+    )
+    return 0
+
+
+def cmd_server_remove(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        server = store.servers.get(args.address)
+        store.servers.remove(server.address)
+        if server.credential is not None:
+            users = [s.address for s in store.servers.list() if s.credential == server.credential]
+            if not users:
+                store.credentials.remove(server.credential)
+    print(f"removed server {server.address} and its stored password")
+    return 0
+
+
+# --- proxies ----------------------------------------------------------------------------------
+
+
+def _register_proxies(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from core.model.infra import DEFAULT_MOVER_PORT
+
+    proxy = sub.add_parser("proxy", help="backup proxies: hosts running the data mover service")
+    psub = proxy.add_subparsers(dest="proxy_command", metavar="ACTION", required=True)
+
+    add = psub.add_parser(
+        "add",
+        help="add a proxy (connects to its mover service to check it)",
+        description="Add a backup proxy: a host running `replicadesk mover serve`. The TLS "
+        "files are what ReplicaDesk presents to the mover and the CA its certificate is checked "
+        "against; with them the check makes a full TLS handshake.",
+    )
+    add.add_argument("name")
+    add.add_argument("--address", required=True, help="host name or IP address of the mover")
+    add.add_argument("--port", type=int, default=DEFAULT_MOVER_PORT)
+    add.add_argument("--site", required=True, help="the site it is in (production, dr...)")
+    add.add_argument("--max-tasks", type=positive_int, default=4, help="concurrent tasks (4)")
+    add.add_argument(
+        "--transport-modes",
+        default="direct,hotadd,network",
+        help="what it can do, in order: direct, hotadd, network (default all three)",
+    )
+    add.add_argument("--tls-cert", type=Path, help="certificate presented to the mover")
+    add.add_argument("--tls-key", type=Path, help="its private key")
+    add.add_argument("--tls-ca", type=Path, help="CA the mover's certificate is signed by")
+    add.add_argument("--description", default="")
+    add.add_argument("--no-check", action="store_true", help="store it without connecting")
+    add.add_argument("--json", action="store_true", help="print the proxy as JSON")
+    db_arg(add)
+    add.set_defaults(handler=cmd_proxy_add)
+
+    ls = psub.add_parser("list", help="list the proxies")
+    ls.add_argument("--site", help="only the proxies of this site")
+    _json_arg(ls)
+    db_arg(ls)
+    ls.set_defaults(handler=cmd_proxy_list)
+
+    rm = psub.add_parser("remove", help="remove a proxy no job or repository uses")
+    rm.add_argument("name")
+    db_arg(rm)
+    rm.set_defaults(handler=cmd_proxy_remove)
+
+
+def proxy_doc(p: BackupProxy) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "address": p.address,
+        "port": p.port,
+        "site": p.site,
+        "max_tasks": p.max_tasks,
+        "transport_modes": [str(m) for m in p.transport_modes],
+        "tls": None
+        if p.tls is None
+        else {"cert": str(p.tls.cert), "key": str(p.tls.key), "ca": str(p.tls.ca)},
+        "description": p.description,
+    }
+
+
+def check_proxy(proxy: BackupProxy) -> str:
+    """Connect to the proxy's mover service (and shake hands over TLS when we have the files)."""
+    import socket
+    import ssl
+
+    from core.mover.tls import client_context
+
+    where = f"{proxy.address}:{proxy.port}"
+    try:
+        raw = socket.create_connection((proxy.address, proxy.port), timeout=CHECK_TIMEOUT)
+    except OSError as e:
+        raise ProxyCheckError(
+            proxy.name,
+            f"cannot reach its mover service at {where}: {e.strerror or e}: not added "
+            "(is `replicadesk mover serve` running there? --no-check stores it anyway)",
+        ) from e
+    with raw:
+        if proxy.tls is None:
+            return f"mover service answers at {where} (no TLS files: handshake not checked)"
+        ctx = client_context(proxy.tls)
+        try:
+            with ctx.wrap_socket(raw, server_hostname=proxy.address):
+                pass
+        except ssl.SSLCertVerificationError as e:
+            raise ProxyCheckError(
+                proxy.name,
+                f"the mover at {where} has a certificate {proxy.tls.ca} does not trust: "
+                f"{e.verify_message}: not added",
+            ) from e
+        except (ssl.SSLError, OSError) as e:
+            raise ProxyCheckError(
+                proxy.name,
+                f"TLS handshake with the mover at {where} failed: {e} (does it trust "
+                f"{proxy.tls.cert}?): not added",
+            ) from e
+    return f"mover service at {where} accepted our TLS certificate"
+
+
+def cmd_proxy_add(args: argparse.Namespace) -> int:
+    from core.model.fields import choice
+    from core.model.infra import BackupProxy, TransportMode
+    from core.mover.tls import TlsFiles
+
+    tls_parts = (args.tls_cert, args.tls_key, args.tls_ca)
+    if any(tls_parts) and not all(tls_parts):
+        raise UsageError("give all of --tls-cert, --tls-key and --tls-ca, or none")
+    tls = TlsFiles(*(Path(p).expanduser().resolve() for p in tls_parts)) if all(tls_parts) else None
+    modes = tuple(
+        choice("--transport-modes", m.strip(), TransportMode)
+        for m in args.transport_modes.split(",")
+        if m.strip()
+    )
+    proxy = BackupProxy(
+        name=args.name,
+        address=args.address,
+        site=args.site,
+        port=args.port,
+        max_tasks=args.max_tasks,
+        transport_modes=modes,
+        tls=tls,
+        description=args.description,
+    )
+    with open_store(args) as store:
+        if any(p.name == proxy.name for p in store.proxies.list()):
+            raise AlreadyExistsError("proxy", proxy.name)
+        answered = "not checked" if args.no_check else check_proxy(proxy)
+        store.proxies.add(proxy)
+    if args.json:
+        emit_json({**proxy_doc(proxy), "answered": answered})
+    else:
+        print(f"added proxy {proxy.name} at site {proxy.site}: {answered}")
+    return 0
+
+
+def cmd_proxy_list(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        proxies = store.proxies.list(args.site)
+    if args.json:
+        emit_json([proxy_doc(p) for p in proxies])
+        return 0
+    if not proxies:
+        print("no proxies (`replicadesk proxy add` adds one)")
+        return 0
+    table(
+        ["NAME", "ADDRESS", "SITE", "TASKS", "TRANSPORT", "TLS"],
+        [
+            [
+                p.name,
+                f"{p.address}:{p.port}",
+                p.site,
+                str(p.max_tasks),
+                ",".join(str(m) for m in p.transport_modes),
+                "yes" if p.tls else "no",
+            ]
+            for p in proxies
+        ],
+    )
+    return 0
+
+
+def cmd_proxy_remove(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        store.proxies.remove(args.name)
+    print(f"removed proxy {args.name}")
+    return 0
+
+
+# --- repositories -----------------------------------------------------------------------------
+
+
+def _register_repos(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    repo = sub.add_parser("repo", help="repositories of replica metadata")
+    rsub = repo.add_subparsers(dest="repo_command", metavar="ACTION", required=True)
+
+    add = rsub.add_parser(
+        "add",
+        help="add a repository (a folder on a source-site proxy, or on this host)",
+        description="Add a repository for replica metadata. It belongs on the source side, "
+        "close to the source proxy. Without --proxy the folder is on this host and is made "
+        "if missing.",
+    )
+    add.add_argument("name")
+    add.add_argument("--path", required=True, help="absolute folder path")
+    add.add_argument("--site", help="its site (default: the proxy's site)")
+    add.add_argument("--proxy", help="the proxy that serves the folder")
+    add.add_argument("--description", default="")
+    add.add_argument("--no-check", action="store_true", help="do not make or check the folder")
+    add.add_argument("--json", action="store_true", help="print the repository as JSON")
+    db_arg(add)
+    add.set_defaults(handler=cmd_repo_add)
+
+    ls = rsub.add_parser("list", help="list the repositories")
+    _json_arg(ls)
+    db_arg(ls)
+    ls.set_defaults(handler=cmd_repo_list)
+
+    rm = rsub.add_parser("remove", help="remove a repository no job uses (its files stay)")
+    rm.add_argument("name")
+    db_arg(rm)
+    rm.set_defaults(handler=cmd_repo_remove)
+
+
+def repo_doc(r: Repository) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "path": r.path,
+        "site": r.site,
+        "proxy": r.proxy,
+        "description": r.description,
+    }
+
+
+def cmd_repo_add(args: argparse.Namespace) -> int:
+    from core.model.infra import Repository
+
+    with open_store(args) as store:
+        site = args.site
+        if args.proxy is not None:
+            proxy = store.proxies.get(args.proxy)
+            if site is not None and site != proxy.site:
+                raise UsageError(
+                    f"proxy {proxy.name!r} is at site {proxy.site!r}, not {site!r}: a repository "
+                    "is served by a proxy of its own site"
+                )
+            site = proxy.site
+        if site is None:
+            raise UsageError("give --site (or --proxy, whose site the repository takes)")
+        repo = Repository(args.name, args.path, site, args.proxy, args.description)
+        if any(r.name == repo.name for r in store.repositories.list()):
+            raise AlreadyExistsError("repository", repo.name)
+        if repo.proxy is None and not args.no_check:
+            try:
+                Path(repo.path).mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise UsageError(
+                    f"repository {repo.name!r}: cannot make {repo.path}: {e.strerror or e}"
+                ) from e
+            if not os.access(repo.path, os.W_OK):
+                raise UsageError(f"repository {repo.name!r}: {repo.path} is not writable")
+        store.repositories.add(repo)
+    if args.json:
+        emit_json(repo_doc(repo))
+    else:
+        where = f"on proxy {repo.proxy}" if repo.proxy else "on this host"
+        print(f"added repository {repo.name} at {repo.path} {where} (site {repo.site})")
+    return 0
+
+
+def cmd_repo_list(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        repos = store.repositories.list()
+    if args.json:
+        emit_json([repo_doc(r) for r in repos])
+        return 0
+    if not repos:
+        print("no repositories (`replicadesk repo add` adds one)")
+        return 0
+    table(
+        ["NAME", "PATH", "SITE", "PROXY"],
+        [[r.name, r.path, r.site, r.proxy or "(this host)"] for r in repos],
+    )
+    return 0
+
+
+def cmd_repo_remove(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        store.repositories.remove(args.name)
+    print(f"removed repository {args.name} (its files are left in place)")
+    return 0
