@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.engine import (
@@ -50,17 +52,20 @@ from core.errors import (
 )
 from core.jobs.context import RunContext, remote_spec
 from core.jobs.events import TaskFinished, TaskProgress, TaskStarted
+from core.jobs.httpdisk import HttpDiskImage
 from core.jobs.sources import SourceVm
 from core.model.destination import DiskType
-from core.model.infra import TransportMode
+from core.model.infra import TRANSPORT_ORDER, TransportMode
 from core.model.replicas import DiskPoint, Replica, ReplicaState, RestorePoint
 from core.model.runs import Bottleneck, RunStatus, Severity, TransferStats
 from core.replica.chain import MAX_POINTS
 from core.store.locks import vm_key
+from core.vmdk.image import DiskImage
 from core.vsphere import cbt, snapshots, vms
 from core.vsphere.datastore import DatastorePath, local_path
 from core.vsphere.inventory import read_vm
 from core.vsphere.models import Datastore, Disk, Vm
+from core.vsphere.transfer import DatastoreHttp
 
 SNAPSHOT_PREFIX = "ReplicaDesk"
 """Names of the snapshots runs take start so (the lab's churn leaves such VMs alone)."""
@@ -467,24 +472,43 @@ class VmReplication:
             raise
         return done
 
-    def _source_path(self, d: Disk) -> Path:
+    @contextmanager
+    def _open_source(
+        self, d: Disk, snapshot: str, full: bool
+    ) -> Iterator[tuple[str, DiskImage | None]]:
+        """The disk as the snapshot holds it, by the first transport mode that can read it:
+        (a local path, None) in Direct storage access, (its datastore path, an open image) in
+        Network mode."""
         ctx = self.ctx
-        modes = ctx.job.transfer.transport_modes or (
-            TransportMode.DIRECT,
-            TransportMode.HOTADD,
-            TransportMode.NETWORK,
-        )
+        modes = ctx.job.transfer.transport_modes or TRANSPORT_ORDER
         source_ds = ctx.source_inventory.datastore(d.datastore)
         for mode in modes:
             if mode == TransportMode.DIRECT:
                 path = local_path(source_ds, d.file_name)
                 if path.exists():
-                    return path
-                self.info(f"direct storage access: {source_ds.name} is not visible here; next mode")
+                    self.info(f"{_disk_name(d)}: read by direct storage access")
+                    yield str(path), None
+                    return
+                self.info(f"direct storage access: {source_ds.name} is not visible here")
             elif mode == TransportMode.HOTADD:
-                self.info("virtual appliance mode: the backup server is not a VM; next mode")
+                self.info("virtual appliance (hot-add) mode: the backup server is not a VM")
             elif mode == TransportMode.NETWORK:
-                self.info("network mode is not available for this source yet; next mode")
+                known = None
+                if full and ctx.job.settings.use_cbt:
+                    # Only the allocated areas of a thin disk need reading on a first copy.
+                    with suppress(VSphereError):
+                        known = list(
+                            cbt.changed_areas(ctx.source, self.vm.moref, snapshot, d.key).areas
+                        )
+                dc = ctx.source_inventory.datacenter(self.vm.datacenter).name
+                with DatastoreHttp(ctx.source, dc, source_ds.name) as http:
+                    image = HttpDiskImage(http, d.file_name, known_data=known)
+                    try:
+                        self.info(f"{_disk_name(d)}: read in network mode (datastore HTTP)")
+                        yield d.file_name, image
+                    finally:
+                        image.close()
+                return
         raise JobRunError(self.vm.name, f"no transport mode can read disk {d.file_name}")
 
     def _replicate_disk(
@@ -499,7 +523,6 @@ class VmReplication:
         ctx = self.ctx
         chain, continues = self._chain_for(replica, ds, d, last)
         areas = self._changed_areas(d, snapshot, last, continues)
-        source = self._source_path(d)
         folder = local_path(ds, chain)
         metadata = self._metadata_dir(chain)
         settings = ctx.job.settings
@@ -524,7 +547,7 @@ class VmReplication:
                 break  # this machine does not see the target datastore either
             offsite = proxy is not None and proxy.site != ctx.repository.site
             request = ReplicationRequest(
-                source=source,
+                source="",
                 replica=str(folder),
                 metadata_dir=metadata,
                 keep=MAX_POINTS,  # retention runs once every disk of the VM committed
@@ -534,7 +557,11 @@ class VmReplication:
                 compress=settings.compression.enabled(offsite),
             )
             try:
-                with ctx.proxies.slot(proxy.name if proxy else "", ctx.cancel):
+                with (
+                    ctx.proxies.slot(proxy.name if proxy else "", ctx.cancel),
+                    self._open_source(d, snapshot, not continues) as (source, image),
+                ):
+                    request = replace(request, source=source, image=image)
                     result = replicate_disk(request, cancel=ctx.cancel, progress=progress)
             except RemoteError as e:
                 if "not a path inside this mover's root" in str(e) and proxy is not None:

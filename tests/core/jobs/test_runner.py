@@ -4,7 +4,6 @@ restore point of every disk checked by qemu-img against the source disk as it wa
 from __future__ import annotations
 
 import shutil
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +63,9 @@ def task_log(store: Store, session_id: int) -> str:
     return "\n".join(e.message for t in store.sessions.tasks(session_id) for e in t.log)
 
 
-def check_points(lab: LabState, store: Store, job: str, copies: dict[tuple[str, int], Path]) -> None:
+def check_points(
+    lab: LabState, store: Store, job: str, copies: dict[tuple[str, int], Path]
+) -> None:
     """The newest restore point of each VM reads exactly like the copies, disk by disk."""
     _, dr = inventories(lab)
     for replica in store.replicas.list(job):
@@ -73,11 +74,14 @@ def check_points(lab: LabState, store: Store, job: str, copies: dict[tuple[str, 
         for d in point.disks:
             assert d.chain is not None and d.chain_point is not None
             assert_identical(
-                chain_point_file(lab, dr, d.chain, d.chain_point), copies[(replica.vm_name, d.disk_key)]
+                chain_point_file(lab, dr, d.chain, d.chain_point),
+                copies[(replica.vm_name, d.disk_key)],
             )
 
 
-def test_full_then_cbt_and_digest_runs_with_retention(lab: LabState, store: Store, tmp_path: Path) -> None:
+def test_full_then_cbt_and_digest_runs_with_retention(
+    lab: LabState, store: Store, tmp_path: Path
+) -> None:
     names = ["web 02 (canary)", "db #2 & replica", "Zürich fileserver [fs]"]
     job = lab_job(lab, "Web & DB tier", names, keep=2)
     store.jobs.add(job)
@@ -136,3 +140,26 @@ def test_full_then_cbt_and_digest_runs_with_retention(lab: LabState, store: Stor
         for p in points:
             for d in p.disks:
                 assert chain_point_file(lab, dr, d.chain or "", d.chain_point or 0).exists()
+
+
+def test_network_mode_reads_over_datastore_http(
+    lab: LabState, store: Store, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from core.model.infra import TransportMode
+
+    names = ["app+cache"]
+    job = lab_job(lab, "Network mode", names)
+    job = replace(job, transfer=replace(job.transfer, transport_modes=(TransportMode.NETWORK,)))
+    store.jobs.add(job)
+    copies = source_copies(lab, names, tmp_path / "run1")
+    s1 = run_job(store, job.name)
+    assert s1.status in (RunStatus.SUCCESS, RunStatus.WARNING), s1.log
+    assert "read in network mode" in task_log(store, s1.id)
+    check_points(lab, store, job.name, copies)
+    churn_vm(lab, names[0], 2 << 20, seed=9)
+    copies = source_copies(lab, names, tmp_path / "run2")
+    s2 = run_job(store, job.name)
+    assert "changed areas from CBT" in task_log(store, s2.id)
+    check_points(lab, store, job.name, copies)
