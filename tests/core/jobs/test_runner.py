@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from core.jobs.runner import run_job
 from core.jobs.vmtask import SNAPSHOT_PREFIX
