@@ -1,4 +1,5 @@
-"""`replicadesk demo`: the block engine end to end on a generated VM disk.
+"""`replicadesk demo`: the main job on the built-in lab (`core.cli.labdemo`), or with `--engine`
+the block engine end to end on a generated VM disk:
 
 Generates a realistic disk, replicates it (full copy), changes 5% of its blocks and replicates
 again with the changed areas (as CBT would report them), changes it once more and replicates by
@@ -30,11 +31,22 @@ from core.replica.verify import verify_replica
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     demo = sub.add_parser(
         "demo",
-        help="replicate a generated VM disk onsite and offsite and verify every restore point",
+        help="replicate lab VMs to the DR site twice and verify the replicas (--engine: one disk)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--size-mib", type=int, default=512, help="disk size (default 512 MiB)")
+    demo.add_argument(
+        "--engine",
+        action="store_true",
+        help="only the block engine: a generated disk replicated onsite and offsite",
+    )
+    demo.add_argument("--vms", type=int, default=24, help="VMs in the lab (default 24)")
+    demo.add_argument(
+        "--churn-seconds", type=float, default=4.0, help="guest writes between runs (default 4)"
+    )
+    demo.add_argument(
+        "--size-mib", type=int, default=512, help="--engine: disk size (default 512 MiB)"
+    )
     demo.add_argument("--dir", type=Path, help="work folder (default: a temporary one, removed)")
     demo.set_defaults(handler=cmd_demo)
 
@@ -105,6 +117,15 @@ def _check(replica: Path, work: Path) -> bool:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if not args.engine:
+        # Imported here: the lab demo pulls in the simulator, the vSphere adapter and the store.
+        from core.cli.labdemo import run_demo
+
+        return run_demo(args)
+    return _engine_demo(args)
+
+
+def _engine_demo(args: argparse.Namespace) -> int:
     if shutil.which("qemu-img") is None:
         raise ReplicaDeskError("qemu-img is missing: install the Debian package qemu-utils")
     size = args.size_mib << 20
