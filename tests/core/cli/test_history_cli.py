@@ -88,3 +88,35 @@ def test_sessions_and_replicas(tmp_path: Path) -> None:
     assert "There is no session 999" in line
     line = cli.fails(NotFoundError.exit_code, "replica", "show", "999")
     assert "There is no replica 999" in line
+
+
+def test_help_of_every_new_command(tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "rd.db")
+    for args in (
+        ["server", "add"], ["server", "list"], ["server", "remove"],
+        ["proxy", "add"], ["proxy", "list"], ["proxy", "remove"],
+        ["repo", "add"], ["repo", "list"], ["repo", "remove"],
+        ["inventory"],
+        ["job", "create"], ["job", "edit"], ["job", "list"], ["job", "show"], ["job", "delete"],
+        ["session", "list"], ["session", "show"], ["replica", "list"], ["replica", "show"],
+    ):  # fmt: skip
+        assert "usage: replicadesk" in cli.ok(*args, "--help")
+    # --db works after the subcommand too, and the default follows $REPLICADESK_HOME.
+    other = tmp_path / "other.db"
+    proc = cli.run("server", "list", "--db", str(other))
+    assert proc.returncode == 0 and other.exists()
+    cli.ok("repo", "list")
+    assert not (tmp_path / "home").exists()
+
+
+def test_default_database_is_under_replicadesk_home(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "REPLICADESK_HOME": str(tmp_path / "home")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "core", "job", "list"], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "home" / "replicadesk.db").is_file()
