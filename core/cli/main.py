@@ -26,7 +26,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from core.cli import demo, disk, history, infra, inventory, job, lab, mover
+    from core.cli import demo, disk, history, infra, inventory, job, jobrun, lab, mover
     from core.cli.context import default_db
 
     parser = argparse.ArgumentParser(
@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.register(sub)
     infra.register(sub)
     inventory.register(sub)
-    job.register(sub)
+    jobrun.register(job.register(sub))
     history.register(sub)
     return parser
 
