@@ -329,3 +329,12 @@ class JobRunError(ReplicaDeskError):
 
 class PreflightError(JobRunError):
     """{}: not replicated: {}"""
+
+
+# --- the service ------------------------------------------------------------------------------
+
+
+class ServiceRunningError(ReplicaDeskError):
+    """Another ReplicaDesk service already schedules the jobs of {} ({}): stop it first"""
+
+    exit_code = 23

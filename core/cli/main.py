@@ -26,7 +26,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from core.cli import demo, disk, history, infra, inventory, job, jobrun, lab, mover
+    from core.cli import demo, disk, history, infra, inventory, job, jobrun, lab, mover, service
     from core.cli.context import default_db
 
     parser = argparse.ArgumentParser(
@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     inventory.register(sub)
     jobrun.register(job.register(sub))
     history.register(sub)
+    service.register(sub)
     return parser
 
 
