@@ -157,11 +157,8 @@ class Scheduler:
     def close(self) -> None:
         """Stop the running jobs (their sessions say why), wait for them, release the store."""
         self._cancel.set()
-        with self._lock:
-            runs = list(self._running.values())
-        for run in runs:
-            self._stop_run(run, "the ReplicaDesk service is stopping")
-        self.wait_idle()
+        if self._store is not None:
+            self._stop_all()
         store, self._store = self._store, None
         if store is None:
             return
@@ -171,6 +168,13 @@ class Scheduler:
                 self._lease = None
         finally:
             store.close()
+
+    def _stop_all(self) -> None:
+        with self._lock:
+            runs = list(self._running.values())
+        for run in runs:
+            self._stop_run(run, "the ReplicaDesk service is stopping")
+        self.wait_idle()
 
     def __enter__(self) -> Scheduler:
         self.start()
@@ -216,7 +220,8 @@ class Scheduler:
 
     def run_once(self) -> list[Session]:
         """Run what is due now (and the jobs chained after it), wait for it, and return the
-        sessions those runs made. Each job starts at most once (a chain loop cannot spin)."""
+        sessions those runs made. Each job starts at most once (a chain loop cannot spin).
+        Stopped early (`stop()`, the cancel event), it stops the runs it started and waits."""
         done_before = len(self._finished)
         launched: set[str] = set()
         while not self._cancel.is_set():
@@ -225,6 +230,8 @@ class Scheduler:
                 break
             self._wake.wait(self.tick)
             self._wake.clear()
+        if self._cancel.is_set():
+            self._stop_all()
         with self._lock:
             return self._finished[done_before:]
 
@@ -244,7 +251,7 @@ class Scheduler:
 
     def run_pending(self, skip: Collection[str] = ()) -> list[str]:
         """One look at the store: stop runs whose window closed, start the due ones. Returns the
-        names of the jobs started."""
+        names of the jobs started (a run the job's lock then refuses is reported as skipped)."""
         store = self.store
         now = self._now()
         self._check_windows(now)

@@ -96,6 +96,44 @@ def test_the_loop_starts_a_due_run_by_itself(
     assert state(store, job).next_run == at(11)
 
 
+def test_stopping_the_service_stops_its_runs_cleanly_and_the_retry_outlives_the_restart(
+    store: Store, add_job: Callable[..., str], scheduler: Make, events: Events
+) -> None:
+    job = add_job("interrupted", ["web 02 (canary)"], JobSchedule(HOURLY), use_cbt=False)
+    clock = FakeClock(at(9, 30))
+    holder: list[Scheduler] = []
+
+    def stop_while_copying(event: Event) -> None:
+        if isinstance(event, TaskProgress):
+            holder[0].stop()  # what SIGTERM does through the CLI's cancel event
+
+    s = scheduler(clock, run_events=stop_while_copying)
+    holder.append(s)
+    thread = threading.Thread(target=s.run_forever)
+    thread.start()
+    clock.set(at(10, 0, 1))
+    thread.join(120)
+    assert not thread.is_alive()
+    s.close()  # stops the run and waits for it
+    (stopped,) = sessions(store, job)
+    assert stopped.status == RunStatus.FAILED
+    assert "the ReplicaDesk service is stopping" in session_log(store, stopped.id)
+    assert "cancelled: nothing of this run was kept" in task_log(store, stopped.id)
+    assert state(store, job).retry_at == at(10, 10, 1)
+
+    # The next service picks the retry up from the store.
+    clock.set(at(10, 10, 1))
+    restarted = scheduler(clock)
+    assert restarted.run_pending() == [job]
+    assert restarted.wait_idle(120)
+    retry = sessions(store, job)[-1]
+    assert (retry.trigger, retry.attempt) == (RunTrigger.RETRY, 1)
+    assert retry.status in OK, session_log(store, retry.id)
+    (replica,) = store.replicas.list(job)
+    assert [p.number for p in store.replicas.points(replica.id)] == [1]
+    assert state(store, job).retry_at is None
+
+
 def test_a_restart_runs_a_missed_run_once_recovers_a_crashed_one_and_drops_one_outside_the_window(
     store: Store, add_job: Callable[..., str], scheduler: Make, events: Events
 ) -> None:
