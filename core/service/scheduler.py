@@ -298,7 +298,8 @@ class Scheduler:
             busy = job.name in self._running
         if state.next_run is None:
             if timed:
-                store.jobs.set_schedule_state(replace(state, next_run=schedule.next_run(now)))
+                state = replace(state, next_run=schedule.next_run(now))
+                store.jobs.set_schedule_state(state)
         elif state.next_run <= now:
             due = state.next_run
             following = schedule.next_run(now)  # None for AfterJob and on-demand jobs
