@@ -10,12 +10,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from core.jobs.events import Event, SessionStarted, TaskProgress
 from core.jobs.runner import job_lock_key, run_job
 from core.lab.lab import LabState
 from core.lab.register import inventories
+from core.lab.topology import NETWORK_MAP
+from core.model.network import NetworkMap, NetworkMapping
 from core.model.replicas import ReplicaState
 from core.model.runs import RunStatus, RunTrigger, Session
 from core.model.schedule import (
@@ -267,6 +270,38 @@ def test_a_job_chained_after_another_starts_when_it_succeeds(
     assert done[1].started >= done[0].ended  # type: ignore[operator]
     assert state(store, second).next_run is None and state(store, second).last_run == at(10)
     assert s.run_pending() == []
+
+
+def test_jobs_due_together_run_in_parallel_and_a_failed_job_chains_nothing(
+    store: Store, add_job: Callable[..., str], scheduler: Make, events: Events
+) -> None:
+    left = add_job("left", ["dc01"], JobSchedule(HOURLY))
+    right = add_job("right", ["web 02 (canary)"], JobSchedule(HOURLY, retry=RetryPolicy(1, 15)))
+    follower = add_job("follower", ["db #2 & replica"], JobSchedule(AfterJob(right)))
+    # "right" fails in its pre-flight: every network maps to one the DR site does not have.
+    nowhere = NetworkMap(tuple(NetworkMapping(s, "No Such Net") for s in NETWORK_MAP))
+    store.jobs.update(replace(store.jobs.get(right), network=nowhere))
+    both = threading.Barrier(2, timeout=60)
+
+    def meet(event: Event) -> None:
+        if isinstance(event, SessionStarted):
+            both.wait()  # each run waits here until the other one has started too
+
+    clock = FakeClock(at(9, 30))
+    s = scheduler(clock, run_events=meet)
+    s.run_pending()
+    clock.set(at(10))
+    assert sorted(s.run_pending()) == sorted([left, right])
+    assert s.wait_idle(120)
+    assert not both.broken
+    assert sessions(store, left)[-1].status in OK
+    failed = sessions(store, right)[-1]
+    assert failed.status == RunStatus.FAILED
+    assert "No Such Net" in task_log(store, failed.id)
+    assert state(store, right).retry_at == at(10, 15)
+    assert state(store, follower).next_run is None
+    assert s.run_pending() == []
+    assert not sessions(store, follower)
 
 
 def test_a_closing_window_stops_the_run_and_keeps_every_restore_point(
