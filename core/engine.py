@@ -72,6 +72,7 @@ class ReplicationRequest:
     compress: bool | None = None  # default: on offsite, off onsite
     rebuild_metadata: bool = False
     source_format: str = "auto"
+    cbt_verify_sample: int = 0  # with changed areas: blocks outside them read to check CBT
     image: DiskImage | None = None
 
     def validate(self) -> None:
@@ -171,6 +172,7 @@ def replicate_disk(
                 baseline.digests if baseline is not None else None,
                 request.changed_areas,
                 compress,
+                verify_sample=request.cbt_verify_sample,
             )
             mover = SourceMover(
                 image,

@@ -52,6 +52,8 @@ class RunStats:
     blocks_sent: int
     duration: float
     busy: dict[str, float]
+    sampled_blocks: int = 0  # blocks outside the changed areas read to check CBT
+    cbt_misses: int = 0  # of those, blocks that had changed after all (and were sent)
 
     @property
     def rate(self) -> float:

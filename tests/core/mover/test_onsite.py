@@ -144,3 +144,41 @@ def test_kill_at_any_instant_keeps_every_listed_point_correct(tmp_path, make_dis
         assert_identical(Path(r.point.path), current)
     assert killed >= 3, "most attempts must really be killed mid-run"
     assert all(c.ok for c in verify_replica(rep))
+
+
+def test_a_sample_of_blocks_cbt_calls_unchanged_catches_cbt_that_lies(
+    tmp_path, make_disk, snapshot
+):
+    disk = make_disk(size_mib=16, seed=61)
+    meta = tmp_path / "meta"
+    replicate_disk(ReplicationRequest(disk, str(tmp_path / "rep"), meta))
+    replicate_disk(ReplicationRequest(disk, str(tmp_path / "trusting"), tmp_path / "meta2"))
+    areas = change_blocks(disk, 0.25, seed=62)
+    told = areas[1:]  # CBT "forgets" one changed block, as after a bad consolidation
+    # Every block with data is in the sample: the forgotten one must be found and sent.
+    checked = replicate_disk(
+        ReplicationRequest(
+            disk, str(tmp_path / "rep"), meta, changed_areas=told, cbt_verify_sample=10_000
+        )
+    )
+    assert checked.stats.cbt_misses == 1
+    assert checked.stats.sampled_blocks > 0
+    assert_identical(tmp_path / "rep" / "point-0002.vmdk", disk)
+    trusting = replicate_disk(
+        ReplicationRequest(disk, str(tmp_path / "trusting"), tmp_path / "meta2", changed_areas=told)
+    )
+    assert trusting.stats.cbt_misses == 0 and trusting.stats.sampled_blocks == 0
+    proc = subprocess.run(
+        [
+            "qemu-img",
+            "compare",
+            "-f",
+            "vmdk",
+            "-F",
+            "raw",
+            str(tmp_path / "trusting" / "point-0002.vmdk"),
+            str(disk),
+        ],
+        capture_output=True,
+    )
+    assert proc.returncode == 1  # without the check, the lie goes unnoticed
