@@ -8,8 +8,12 @@ nothing is left running.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import os
 import signal
+import subprocess
+from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -18,3 +22,22 @@ _libc = ctypes.CDLL(None, use_errno=True)
 def die_with_parent() -> None:
     """A `preexec_fn`: the child gets SIGTERM when its parent thread exits."""
     _libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float, group: bool = False) -> None:
+    """SIGTERM, wait up to `timeout`, then SIGKILL (the whole group if `group`); always reaped.
+    The child's stdout pipe, if any, is closed."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                if group:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                else:
+                    proc.kill()
+            proc.wait()
+    if proc.stdout is not None and not proc.stdout.closed:
+        proc.stdout.close()

@@ -39,14 +39,12 @@ distributed port groups (rename.go). It also serves QueryChangedDiskAreas from t
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import selectors
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -59,7 +57,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from core.errors import SimulatorBuildError, SimulatorStartError
-from core.procutil import die_with_parent
+from core.procutil import die_with_parent, stop_process
 
 GOCODE = Path("/usr/share/gocode")
 GOVMOMI = GOCODE / "src/github.com/vmware/govmomi/simulator"
@@ -436,17 +434,7 @@ class Simulator:
         what it left behind. Safe to call more than once."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-            if proc.stdout is not None and not proc.stdout.closed:
-                proc.stdout.close()
+            stop_process(proc, timeout, group=True)
         # After a clean exit the launcher has removed them; after a SIGKILL it could not.
         for ds in self.datastores:
             shutil.rmtree(ds.path, ignore_errors=True)

@@ -8,11 +8,9 @@ does not exit in time, SIGKILL. It never outlives `stop()`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import selectors
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +21,7 @@ from typing import IO
 
 from core.errors import MoverConnectionError
 from core.mover.tls import TlsFiles
-from core.procutil import die_with_parent
+from core.procutil import die_with_parent, stop_process
 
 
 class MoverServiceProcess:
@@ -129,16 +127,7 @@ class MoverServiceProcess:
     def stop(self, timeout: float = 15.0) -> None:
         proc, self.proc = self.proc, None
         if proc is not None:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            if proc.stdout is not None and not proc.stdout.closed:
-                proc.stdout.close()
+            stop_process(proc, timeout)
         if self._logf is not None:
             self._logf.close()
             self._logf = None
