@@ -189,3 +189,21 @@ def test_a_second_run_of_a_running_job_is_refused(lab: LabState, store: Store) -
     ):
         run_job(store, job.name)
     assert DR_PROXY in job.transfer.target_proxies.proxies
+
+
+def test_a_vm_being_processed_by_another_run_is_not_touched(lab: LabState, store: Store) -> None:
+    from core.store.locks import vm_key
+
+    name = "Zürich fileserver [fs]"
+    job = lab_job(lab, "Second job on a VM", [name])
+    store.jobs.add(job)
+    prod, _ = inventories(lab)
+    source = vm(prod, name)
+    with store.locks.hold([vm_key(lab.production.address, source.moref)], "job Other, session 9"):
+        session = run_job(store, job.name)
+    assert session.status == RunStatus.FAILED
+    assert "being processed by another run (job Other, session 9)" in task_log(store, session.id)
+    prod, _ = inventories(lab)
+    assert not [s for s in vm(prod, name).all_snapshots() if s.name.startswith(SNAPSHOT_PREFIX)]
+    again = run_job(store, job.name)
+    assert again.status in (RunStatus.SUCCESS, RunStatus.WARNING)
