@@ -202,7 +202,7 @@ def test_a_vm_being_processed_by_another_run_is_not_touched(lab: LabState, store
     with store.locks.hold([vm_key(lab.production.address, source.moref)], "job Other, session 9"):
         session = run_job(store, job.name)
     assert session.status == RunStatus.FAILED
-    assert "being processed by another run (job Other, session 9)" in task_log(store, session.id)
+    assert "is being processed by another run (job Other, session 9," in task_log(store, session.id)
     prod, _ = inventories(lab)
     assert not [s for s in vm(prod, name).all_snapshots() if s.name.startswith(SNAPSHOT_PREFIX)]
     again = run_job(store, job.name)
