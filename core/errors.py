@@ -338,3 +338,24 @@ class ServiceRunningError(ReplicaDeskError):
     """Another ReplicaDesk service already schedules the jobs of {} ({}): stop it first"""
 
     exit_code = 23
+
+
+# --- failover, failback and test failover (core.failover) ---------------------------------------
+
+
+class FailoverError(ReplicaDeskError):
+    """Replica {}: {}"""
+
+    exit_code = 50
+
+
+class ReplicaStateError(FailoverError):
+    """Replica {}: {}"""
+
+
+class FailoverNetworkError(FailoverError):
+    """Replica {}: not powered on: {}"""
+
+
+class FailbackError(FailoverError):
+    """Failback of replica {}: {}"""

@@ -41,6 +41,16 @@ class RunTrigger(StrEnum):
     SCHEDULE = "schedule"
     RETRY = "retry"
     AFTER_JOB = "after_job"
+    # Replica operations (core.failover) run as sessions of the replica's job too.
+    FAILOVER = "failover"
+    PLANNED_FAILOVER = "planned_failover"
+    UNDO_FAILOVER = "undo_failover"
+    PERMANENT_FAILOVER = "permanent_failover"
+    FAILBACK = "failback"
+    COMMIT_FAILBACK = "commit_failback"
+    UNDO_FAILBACK = "undo_failback"
+    TEST_FAILOVER = "test_failover"
+    TEST_CLEANUP = "test_cleanup"
 
 
 def aware(field: str, value: object) -> dt.datetime:

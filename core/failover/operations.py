@@ -1,0 +1,374 @@
+"""Failover now, planned failover, undo failover and permanent failover of one replica.
+
+What the console and `replicadesk replica ...` call. Each runs as a session of the replica's
+job (core.failover.session), holds the store's locks of the source VM and of the replica (so no
+replication run and no other operation touches them meanwhile), and enforces the replica's
+state machine: Ready -> Failover (or Re-IP failed) -> Ready (undo) or Permanent failover, or
+Failback (core.failover.failback).
+
+Failover: the replica VM (off, unchanged since our last point) is reverted to the point's
+snapshot; its disks become children of the point's files (core.failover.running); the job's
+network mapping is applied again (a missing DR network stops it here, with everything put
+back); the re-IP customization is stored; the record is written and the state set; then the VM
+is powered on and the guest's new addresses are checked (a mismatch: Re-IP failed, the failover
+stands). Only the DR server is needed: the production vCenter is asked for the source VM's NICs
+and addresses when it answers, and done without otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+from core.errors import FailoverError, ReplicaDeskError, VSphereError
+from core.failover import networks, records, reip, running
+from core.failover.records import FailoverRecord
+from core.failover.session import (
+    FAILED_OVER,
+    Operation,
+    OperationResult,
+    require_state,
+)
+from core.failover.site import DrSite
+from core.jobs import servers
+from core.jobs.runner import run_job
+from core.model.job import ReplicationJob
+from core.model.objects import ObjectKind, ObjectRef
+from core.model.replicas import Replica, ReplicaState, RestorePoint
+from core.model.runs import RunStatus, RunTrigger
+from core.replica import maintenance
+from core.store.locks import replica_key, vm_key
+from core.store.store import Store
+from core.vsphere import power, snapshots
+from core.vsphere.inventory import read_vm
+from core.vsphere.models import Vm
+
+REIP_TIMEOUT = 300.0
+SHUTDOWN_TIMEOUT = 300.0
+
+
+def locks(replica: Replica) -> list[str]:
+    return [vm_key(replica.source_server, replica.vm_moref), replica_key(replica.id)]
+
+
+def choose_point(store: Store, replica: Replica, number: int | None) -> RestorePoint:
+    points = store.replicas.points(replica.id)
+    if not points:
+        raise FailoverError(replica.replica_name, "it has no restore point yet")
+    if number is None:
+        return points[-1]
+    for p in points:
+        if p.number == number:
+            return p
+    have = ", ".join(str(p.number) for p in points)
+    raise FailoverError(
+        replica.replica_name, f"it has no restore point {number} (it has {have})"
+    )
+
+
+def source_view(store: Store, replica: Replica, op: Operation) -> Vm | None:
+    """The source VM as its vCenter sees it now; None (logged) when it cannot be reached."""
+    try:
+        with servers.connect_stored(store, replica.source_server, keepalive=False) as client:
+            return read_vm(client, replica.vm_moref)
+    except ReplicaDeskError as e:
+        op.info(
+            f"the source vCenter {replica.source_server} was not reached ({e}); going on "
+            "with what the DR site knows"
+        )
+        return None
+
+
+def failover(
+    store: Store,
+    replica_id: int,
+    point: int | None = None,
+    *,
+    reip_timeout: float = REIP_TIMEOUT,
+) -> OperationResult:
+    """Failover now to restore point `point` (default the latest)."""
+    replica = store.replicas.get(replica_id)
+    require_state(replica, {ReplicaState.READY}, "fail over")
+    with Operation(store, replica, RunTrigger.FAILOVER, "Failover") as op:
+        with store.locks.hold(locks(replica), f"failover of {replica.replica_name}"):
+            _failover(store, op, replica, point, reip_timeout, source_view(store, replica, op))
+        return op.result()
+
+
+def _failover(
+    store: Store,
+    op: Operation,
+    replica: Replica,
+    number: int | None,
+    reip_timeout: float,
+    source: Vm | None,
+    planned: bool = False,
+) -> None:
+    """`source`: the source VM as last read from its vCenter (None: unreachable)."""
+    job = store.jobs.get(replica.job)
+    point = choose_point(store, replica, number)
+    op.info(f"restore point {point.number} of {point.created:%Y-%m-%d %H:%M:%S} UTC")
+    with DrSite.connect(store, replica) as site:
+        vm = site.replica_vm()
+        if vm.power_state != "poweredOff":
+            raise FailoverError(
+                replica.replica_name,
+                f"the replica VM is {vm.power_state}: it was started outside ReplicaDesk",
+            )
+        nic_plan = networks.plan(site.client, job, vm, source)
+        reip_plan = reip.plan(job.reip, vm, source)
+        where = records.folder(site.local(site.vm_folder(vm)))
+        if records.load(where, records.FAILOVER, FailoverRecord) is not None:
+            raise FailoverError(
+                replica.replica_name, f"a failover record is already there ({where})"
+            )
+        pairs = running.pair_disks(vm, point, replica.replica_name)
+        previous = vm.current_snapshot
+        reverted = False
+        disks: tuple[records.RunningDisk, ...] = ()
+        try:
+            if point.snapshot_moref and point.snapshot_moref != previous:
+                snapshots.revert_to_snapshot(site.client, vm.moref, point.snapshot_moref)
+                reverted = True
+                op.info(f"the replica VM was reverted to the snapshot of point {point.number}")
+            disks = running.attach(site, pairs, point.number, where)
+            op.info(
+                f"{len(disks)} disk(s) now run on restore point {point.number}; what the VM "
+                "writes is kept apart from the restore points"
+            )
+            for line in networks.apply(site.client, vm.moref, nic_plan):
+                op.info(line)
+            for nic in nic_plan:
+                if nic.note:
+                    op.warn(nic.note)
+            reip_failure = ""
+            if reip_plan is not None:
+                reip_failure = "; ".join(reip_plan.problems) or reip.apply(
+                    site.client, vm.moref, reip_plan
+                )
+                for line in reip_plan.changes:
+                    op.info(f"re-IP {line}")
+            record = FailoverRecord(
+                replica.id,
+                point.number,
+                point.snapshot_moref or "",
+                previous,
+                disks,
+                planned,
+                reip_failure or ("applied" if reip_plan else "no rules"),
+            )
+            records.save(where, records.FAILOVER, record)
+            store.replicas.set_state(replica.id, ReplicaState.FAILOVER)
+        except BaseException:
+            running.detach(site, disks, where)
+            records.remove(where, records.FAILOVER)
+            records.remove_folder_if_empty(where)
+            if reverted and previous:
+                snapshots.revert_to_snapshot(site.client, vm.moref, previous)
+            op.info("nothing was changed: the replica is as it was")
+            raise
+        power.power_on(site.client, vm.moref)
+        op.info("the replica VM is powered on")
+        if reip_plan is not None and not reip_failure:
+            reip_failure = reip.verify(site.client, vm.moref, reip_plan, reip_timeout)
+            if not reip_failure:
+                op.info(f"re-IP verified: the guest reports {', '.join(reip_plan.expected)}")
+        if reip_failure:
+            store.replicas.set_state(replica.id, ReplicaState.REIP_FAILED)
+            op.warn(f"Re-IP failed: {reip_failure}")
+            records.save(where, records.FAILOVER, replace(record, reip=reip_failure))
+        op.info(f"failover to restore point {point.number} done")
+
+
+def _load_failover(site: DrSite, vm: Vm) -> tuple[os.PathLike[str], FailoverRecord]:
+    where = records.folder(site.local(site.vm_folder(vm)))
+    record = records.load(where, records.FAILOVER, FailoverRecord)
+    if record is None:
+        raise FailoverError(
+            site.replica.replica_name,
+            f"no failover record is there ({where}): it is not failed over",
+        )
+    return where, record
+
+
+def undo_failover(store: Store, replica_id: int) -> OperationResult:
+    """Power the replica off, discard what changed since the failover, back to Ready."""
+    replica = store.replicas.get(replica_id)
+    require_state(replica, FAILED_OVER, "undo a failover")
+    with Operation(store, replica, RunTrigger.UNDO_FAILOVER, "Undo failover") as op:
+        with store.locks.hold(locks(replica), f"undo failover of {replica.replica_name}"):
+            with DrSite.connect(store, replica) as site:
+                vm = site.replica_vm()
+                where, record = _load_failover(site, vm)
+                restore_replica(site, vm, where, record, op)
+            store.replicas.set_state(replica.id, ReplicaState.READY)
+            op.info("the replica is Ready: replication resumes from its latest restore point")
+        return op.result()
+
+
+def restore_replica(
+    site: DrSite, vm: Vm, where: os.PathLike[str], record: FailoverRecord, op: Operation
+) -> None:
+    """Off, disks back to their descriptors, the snapshot current before the failover."""
+    from pathlib import Path
+
+    power.power_off(site.client, vm.moref)
+    op.info("the replica VM is powered off")
+    running.detach(site, record.disks, Path(where))
+    op.info("what ran on the replica since the failover was discarded")
+    if record.previous_snapshot:
+        snapshots.revert_to_snapshot(site.client, vm.moref, record.previous_snapshot)
+    records.remove(Path(where), records.FAILOVER)
+    records.remove_folder_if_empty(Path(where))
+
+
+def permanent_failover(store: Store, replica_id: int) -> OperationResult:
+    """The failed-over replica becomes production: points removed, source VM out of the job."""
+    from pathlib import Path
+
+    replica = store.replicas.get(replica_id)
+    require_state(replica, FAILED_OVER, "make a failover permanent")
+    with Operation(store, replica, RunTrigger.PERMANENT_FAILOVER, "Permanent failover") as op:
+        with store.locks.hold(locks(replica), f"permanent failover of {replica.replica_name}"):
+            with DrSite.connect(store, replica) as site:
+                vm = site.replica_vm()
+                where, record = _load_failover(site, vm)
+                keep = _protect(site, record)
+                try:
+                    for p in store.replicas.points(replica.id):
+                        if p.snapshot_moref:
+                            try:
+                                snapshots.remove_snapshot(site.client, vm.moref, p.snapshot_moref)
+                            except VSphereError as e:
+                                op.warn(f"the snapshot of restore point {p.number}: {e}")
+                        store.replicas.remove_point(replica.id, p.number)
+                finally:
+                    _restore_protected(site, record, keep, op)
+                op.info("the replica's restore points and their snapshots were removed")
+                _drop_newer_points(site, record, op)
+                for d in record.disks:
+                    if d.saved:
+                        (Path(where) / d.saved).unlink(missing_ok=True)
+                records.remove(Path(where), records.FAILOVER)
+                records.remove_folder_if_empty(Path(where))
+            _exclude_from_job(store, replica, op)
+            store.replicas.set_state(replica.id, ReplicaState.PERMANENT_FAILOVER)
+            op.info(f"{replica.replica_name!r} is production now")
+        return op.result()
+
+
+def _protect(site: DrSite, record: FailoverRecord) -> dict[str, str]:
+    """Hard links of the running disks, kept while snapshots are removed: the lab's simulator
+    may delete a file of the VM's list when it removes a snapshot (LAB.md); vSphere never
+    deletes a running disk."""
+    keep = {}
+    for d in record.disks:
+        path = site.local(d.file_name)
+        link = path.with_name(f".{path.name}.replicadesk-keep")
+        link.unlink(missing_ok=True)
+        os.link(path, link)
+        keep[d.file_name] = str(link)
+    return keep
+
+
+def _restore_protected(
+    site: DrSite, record: FailoverRecord, keep: dict[str, str], op: Operation
+) -> None:
+    from pathlib import Path
+
+    for d in record.disks:
+        path = site.local(d.file_name)
+        link = Path(keep[d.file_name])
+        if not path.exists():
+            os.link(link, path)
+            op.warn(f"{d.file_name} had been removed with a snapshot: put back")
+        link.unlink(missing_ok=True)
+
+
+def _drop_newer_points(site: DrSite, record: FailoverRecord, op: Operation) -> None:
+    """Chain points newer than the running one are nobody's parent: their files go."""
+    from core.replica.chain import ReplicaChain
+
+    for d in record.disks:
+        folder = site.local(d.chain)
+        with ReplicaChain.open_existing(folder) as chain:
+            newer = [p.id for p in chain.points if p.id > d.chain_point]
+        for pid in reversed(newer):
+            maintenance.drop(folder, pid)
+        kept = d.chain_point
+        op.info(
+            f"disk {d.disk_key}: its chain up to point {kept} stays as the running disk's parent "
+            "(consolidate it in vSphere when convenient)"
+        )
+
+
+def _exclude_from_job(store: Store, replica: Replica, op: Operation) -> None:
+    try:
+        job = store.jobs.get(replica.job)
+    except ReplicaDeskError:
+        op.info(f"job {replica.job!r} no longer exists: nothing to exclude")
+        return
+    store.jobs.update(exclude_vm(job, replica.vm_moref, replica.vm_name))
+    op.info(f"{replica.vm_name!r} is excluded from job {job.name!r}")
+
+
+def exclude_vm(job: ReplicationJob, moref: str, name: str) -> ReplicationJob:
+    """The job without this VM: dropped from its objects when named there, else excluded; a job
+    left with nothing to replicate is disabled."""
+    src = job.source
+    if src.is_excluded(moref):
+        return job
+    explicit = [o for o in src.objects if o.kind == ObjectKind.VM and o.moref == moref]
+    if explicit:
+        rest = tuple(o for o in src.objects if o.moref != moref)
+        if not rest:
+            return replace(job, schedule=replace(job.schedule, enabled=False))
+        return replace(job, source=replace(src, objects=rest))
+    ref = ObjectRef(ObjectKind.VM, moref, name)
+    return replace(job, source=replace(src, exclude_vms=(*src.exclude_vms, ref)))
+
+
+def planned_failover(
+    store: Store,
+    replica_id: int,
+    *,
+    shutdown_timeout: float = SHUTDOWN_TIMEOUT,
+    reip_timeout: float = REIP_TIMEOUT,
+) -> OperationResult:
+    """Incremental run, source guest shutdown (power off after the timeout), final run,
+    failover to that last point: nothing written before the shutdown is lost."""
+    replica = store.replicas.get(replica_id)
+    require_state(replica, {ReplicaState.READY}, "start a planned failover")
+    with Operation(store, replica, RunTrigger.PLANNED_FAILOVER, "Planned failover") as op:
+        _replicate(store, replica, op, "incremental run while the source runs")
+        source = source_view(store, replica, op)  # its addresses, while its guest still runs
+        with servers.connect_stored(store, replica.source_server, keepalive=False) as src:
+            shut = power.shutdown_guest(src, replica.vm_moref, timeout=shutdown_timeout)
+        if shut.graceful:
+            op.info(f"the source VM's guest shut down in {shut.seconds:.0f} s")
+        else:
+            op.warn(f"the source VM was powered off: {shut.reason}")
+        try:
+            _replicate(store, replica, op, "final incremental run of the stopped source")
+        except BaseException:
+            with servers.connect_stored(store, replica.source_server, keepalive=False) as src:
+                power.power_on(src, replica.vm_moref)
+            op.info("the source VM was powered on again: it stays production")
+            raise
+        with store.locks.hold(locks(replica), f"planned failover of {replica.replica_name}"):
+            current = store.replicas.get(replica.id)
+            _failover(store, op, current, None, reip_timeout, source, planned=True)
+        return op.result()
+
+
+def _replicate(store: Store, replica: Replica, op: Operation, what: str) -> None:
+    session = run_job(
+        store, replica.job, trigger=RunTrigger.PLANNED_FAILOVER, only_vms=[replica.vm_moref]
+    )
+    tasks = [t for t in store.sessions.tasks(session.id) if t.vm_moref == replica.vm_moref]
+    if session.status == RunStatus.FAILED or not tasks or tasks[0].status == RunStatus.FAILED:
+        raise FailoverError(
+            replica.replica_name,
+            f"the {what} failed (session {session.id}): the planned failover stops here",
+        )
+    op.info(f"{what}: session {session.id}, {session.status}")

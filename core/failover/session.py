@@ -1,0 +1,116 @@
+"""Every replica operation is a session of the replica's job, with one task for its VM.
+
+`Operation` opens the session (its trigger says which operation: `RunTrigger.FAILOVER`...), the
+VM's task, logs in an administrator's words, and ends the session Success, Warning (something
+was logged as a warning, e.g. a re-IP that failed) or Failed (an error, which is logged and
+raised again). The replica's state machine is checked here too: `require_state` refuses an
+operation the replica's state does not allow, naming the state and what to do instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from types import TracebackType
+
+from core.errors import ReplicaDeskError, ReplicaStateError
+from core.model.replicas import Replica, ReplicaState
+from core.model.runs import RunStatus, RunTrigger, Severity, TransferStats
+from core.store.store import Store
+
+FAILED_OVER = frozenset({ReplicaState.FAILOVER, ReplicaState.REIP_FAILED})
+"""States of a replica whose VM runs at the DR site after a failover."""
+
+_HINTS = {
+    ReplicaState.FAILOVER: "undo the failover, make it permanent or fail back first",
+    ReplicaState.REIP_FAILED: "it is failed over (re-IP failed): undo the failover, make it "
+    "permanent or fail back first",
+    ReplicaState.FAILBACK: "commit or undo the failback first",
+    ReplicaState.PERMANENT_FAILOVER: "it was failed over permanently and is production now",
+    ReplicaState.NEEDS_RESYNC: "it was changed outside ReplicaDesk; resync it first",
+    ReplicaState.PROCESSING: "a replication run is processing it",
+    ReplicaState.READY: "it is not failed over",
+}
+
+
+def require_state(replica: Replica, allowed: Collection[ReplicaState], action: str) -> None:
+    if replica.state in allowed:
+        return
+    raise ReplicaStateError(
+        replica.replica_name,
+        f"cannot {action} while the replica is in state {replica.state}: "
+        f"{_HINTS.get(replica.state, '')}",
+    )
+
+
+@dataclass(frozen=True)
+class OperationResult:
+    session_id: int
+    replica: Replica
+    status: RunStatus
+    warnings: tuple[str, ...] = ()
+
+
+class Operation:
+    """One replica operation's session; a context manager."""
+
+    def __init__(self, store: Store, replica: Replica, trigger: RunTrigger, title: str) -> None:
+        self.store = store
+        self.replica = replica
+        self.trigger = trigger
+        self.title = title
+        self.warnings: list[str] = []
+        self.stats = TransferStats()  # what a failback copied; nothing for the others
+        self.session_id = 0
+        self.task_id = 0
+        self.status = RunStatus.RUNNING
+
+    def __enter__(self) -> Operation:
+        session = self.store.sessions.start(self.replica.job, self.trigger)
+        self.session_id = session.id
+        task = self.store.sessions.start_task(
+            session.id, self.replica.vm_moref, self.replica.vm_name
+        )
+        self.task_id = task.id
+        self.store.sessions.log(
+            session.id,
+            Severity.INFO,
+            f"{self.title} of {self.replica.vm_name!r} (replica {self.replica.replica_name!r})",
+        )
+        return self
+
+    def info(self, message: str) -> None:
+        self.store.sessions.log(self.session_id, Severity.INFO, message, task_id=self.task_id)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self.store.sessions.log(self.session_id, Severity.WARNING, message, task_id=self.task_id)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.status = RunStatus.WARNING if self.warnings else RunStatus.SUCCESS
+        else:
+            self.status = RunStatus.FAILED
+            if isinstance(exc, ReplicaDeskError):
+                message = str(exc)
+            else:
+                message = f"internal error: {type(exc).__name__}: {exc}"
+            self.store.sessions.log(
+                self.session_id, Severity.ERROR, message, task_id=self.task_id
+            )
+        self.store.sessions.finish_task(self.task_id, self.status, self.stats)
+        self.store.sessions.finish(self.session_id, self.status, self.stats)
+
+    def result(self) -> OperationResult:
+        status = RunStatus.WARNING if self.warnings else RunStatus.SUCCESS
+        return OperationResult(
+            self.session_id,
+            self.store.replicas.get(self.replica.id),
+            status,
+            tuple(self.warnings),
+        )
