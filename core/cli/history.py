@@ -9,7 +9,7 @@ vSphere server is contacted.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from core.cli.context import db_arg, open_store, size, table, when
 from core.cli.main import emit_json, positive_int
@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from core.model.runs import LogEntry, Session, TaskSession, TransferStats
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:  # type: ignore[type-arg]
+    """Register `session` and `replica`; returns the `replica` group (core.cli.failover adds
+    the replica operations to it)."""
     session = sub.add_parser("session", help="job runs: their VMs, statistics and logs")
     ssub = session.add_subparsers(dest="session_command", metavar="ACTION", required=True)
     ls = ssub.add_parser("list", help="the latest sessions, newest first")
@@ -49,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     show.add_argument("--json", action="store_true", help="print JSON")
     db_arg(show)
     show.set_defaults(handler=cmd_replica_show)
+    return cast("argparse._SubParsersAction", rsub)  # type: ignore[type-arg]
 
 
 # --- sessions ---------------------------------------------------------------------------------

@@ -26,7 +26,19 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from core.cli import demo, disk, history, infra, inventory, job, jobrun, lab, mover, service
+    from core.cli import (
+        demo,
+        disk,
+        failover,
+        history,
+        infra,
+        inventory,
+        job,
+        jobrun,
+        lab,
+        mover,
+        service,
+    )
     from core.cli.context import default_db
 
     parser = argparse.ArgumentParser(
@@ -50,9 +62,32 @@ def _parser() -> argparse.ArgumentParser:
     infra.register(sub)
     inventory.register(sub)
     jobrun.register(job.register(sub))
-    history.register(sub)
+    failover.register(history.register(sub))
     service.register(sub)
+    _register_console(sub)
     return parser
+
+
+def _register_console(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from core.cli.context import db_arg
+
+    p = sub.add_parser(
+        "console",
+        help="open the ReplicaDesk console (Qt desktop)",
+        description="Open the console on the database. --render DIR instead starts the lab, "
+        "runs a job and writes a PNG of every main view to DIR (offscreen).",
+    )
+    p.add_argument("--render", type=Path, metavar="DIR", help="render every view to DIR")
+    p.add_argument("--vms", type=positive_int, default=12, help="VMs in the lab --render starts")
+    db_arg(p)
+    p.set_defaults(handler=_cmd_console)
+
+
+def _cmd_console(args: argparse.Namespace) -> int:
+    # Imported here: core never imports Qt; only this command loads the console.
+    from gui.app import console_command
+
+    return console_command(args.db, args.render, args.vms)
 
 
 class Cancel:
