@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from core.errors import (
 if TYPE_CHECKING:
     from core.model.infra import BackupProxy, ManagedServer, Repository
     from core.model.secret import Secret
+    from core.store.store import Store
 
 PASSWORD_ENV = "REPLICADESK_PASSWORD"
 CHECK_TIMEOUT = 10.0  # seconds to reach a proxy's mover service
@@ -229,6 +231,14 @@ def _register_proxies(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     add.add_argument("--tls-key", type=Path, help="its private key")
     add.add_argument("--tls-ca", type=Path, help="CA the mover's certificate is signed by")
     add.add_argument("--description", default="")
+    add.add_argument(
+        "--vm",
+        metavar="NAME_OR_MOREF",
+        help="the proxy's own VM, for virtual appliance (hot-add) mode (a name is looked up)",
+    )
+    add.add_argument(
+        "--vm-server", help="the managed server the VM is on (default: the only one stored)"
+    )
     add.add_argument("--no-check", action="store_true", help="store it without connecting")
     add.add_argument("--json", action="store_true", help="print the proxy as JSON")
     db_arg(add)
@@ -258,7 +268,37 @@ def proxy_doc(p: BackupProxy) -> dict[str, Any]:
         if p.tls is None
         else {"cert": str(p.tls.cert), "key": str(p.tls.key), "ca": str(p.tls.ca)},
         "description": p.description,
+        "vm": None if p.vm is None else {"moref": p.vm, "server": p.vm_server},
     }
+
+
+def resolve_proxy_vm(store: Store, wanted: str, server: str | None, check: bool) -> tuple[str, str]:
+    """(moref, server address) of the proxy's VM named or moref'd `wanted`."""
+    from core.jobs.servers import connect_stored
+    from core.vsphere.inventory import read_inventory
+
+    if server is None:
+        servers = store.servers.list()
+        if len(servers) != 1:
+            raise UsageError("give --vm-server: the managed server the proxy's VM is on")
+        server = servers[0].address
+    store.servers.get(server)
+    if not check:
+        if not wanted.startswith("vm-"):
+            raise UsageError("--no-check needs the VM's moref (vm-N): a name is looked up")
+        return wanted, server
+    with connect_stored(store, server, keepalive=False) as client:
+        inv = read_inventory(client)
+    if any(v.moref == wanted for v in inv.vms):
+        return wanted, server
+    found = inv.vms_named(wanted)
+    if len(found) != 1:
+        raise UsageError(
+            f"{len(found)} VMs on {server} are named {wanted!r}: give the VM's moref"
+            if found
+            else f"no VM named {wanted!r} (or with that moref) on {server}"
+        )
+    return found[0].moref, server
 
 
 def check_proxy(proxy: BackupProxy) -> str:
@@ -326,6 +366,11 @@ def cmd_proxy_add(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         if any(p.name == proxy.name for p in store.proxies.list()):
             raise AlreadyExistsError("proxy", proxy.name)
+        if args.vm is not None:
+            vm, server = resolve_proxy_vm(store, args.vm, args.vm_server, not args.no_check)
+            proxy = replace(proxy, vm=vm, vm_server=server)
+        elif args.vm_server is not None:
+            raise UsageError("--vm-server goes with --vm")
         answered = "not checked" if args.no_check else check_proxy(proxy)
         store.proxies.add(proxy)
     if args.json:

@@ -14,15 +14,21 @@ The order, and why:
    source's CPU, memory, disks and NICs on the mapped networks. Later runs add disks the source
    gained and grow disks that grew.
 4. Each disk is replicated by the block engine into its chain folder on the target datastore
-   (`[ds] <replica>/disk-<key>`; a resized disk starts a new chain, `disk-<key>-r<n>`), through a
-   target proxy's mover service or, when none can, by this machine. Changed areas come from CBT
-   since the disk's change ID at our last point; without CBT, or when CBT fails, the engine
-   compares block digests with the replica metadata in the job's repository. Retention is held
-   back during the copy.
+   (`[ds] <replica>/disk-<key>`; a resized disk starts a new chain, `disk-<key>-r<n>`). The job's
+   transport modes are tried in order (`core.jobs.transport`), each side on its own: the source
+   disk is read by direct storage access, through the source proxy's VM (hot-add; disks a crashed
+   run left attached to it are detached first) or over the source host's datastore HTTP; the
+   chain is written by direct storage access (a target proxy's mover service, or this machine,
+   sees the datastore) or in network mode (staged here, uploaded over the DR host's datastore
+   HTTP); where a mode cannot do it the log says so and the run falls back. Changed areas come
+   from CBT since the disk's change ID at our last point; without CBT, or when CBT fails, the
+   engine compares block digests with the replica metadata in the job's repository. Retention
+   is held back during the copy.
 5. When every disk committed, the restore point is a snapshot on the replica VM and a row in the
    store naming each disk's chain point; retention then merges the oldest deltas and removes the
-   oldest snapshots. If a disk fails, the points the other disks committed in this run are taken
-   back, so a restore point is always whole across the VM's disks.
+   oldest snapshots (deferred while a disk is written in network mode). If a disk fails, the
+   points the other disks committed in this run are taken back, so a restore point is always
+   whole across the VM's disks.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.engine import (
+    ProgressFn,
     RemoteSpec,
     ReplicationRequest,
     ReplicationResult,
@@ -50,6 +57,7 @@ from core.errors import (
     VSphereChangeTrackingError,
     VSphereError,
 )
+from core.jobs import transport
 from core.jobs.context import RunContext, remote_spec
 from core.jobs.events import TaskFinished, TaskProgress, TaskStarted
 from core.jobs.httpdisk import HttpDiskImage
@@ -84,6 +92,19 @@ class DiskOutcome:
     result: ReplicationResult
     target: RemoteSpec | None
     replica_path: str  # what the engine was given: a local folder, or the path on the proxy
+    network: transport.NetworkReplicaWrite | None = None  # written in network mode
+
+
+@dataclass(frozen=True)
+class _DiskJob:
+    """One disk of this run, as every transport mode needs it."""
+
+    disk: Disk
+    chain: DatastorePath
+    continues: bool  # the run adds a point to the last point's chain
+    snapshot: str
+    snap_disks: dict[int, Disk]
+    request: ReplicationRequest  # without source, replica and target: the mode fills them
 
 
 @dataclass
@@ -111,11 +132,19 @@ class VmReplication:
         self.warnings: list[str] = []
         self.stats = TransferStats()
         self._busy: dict[str, float] = {}
+        self._staged: list[transport.NetworkReplicaWrite] = []
+        self._said: set[str] = set()
 
     # -- reporting ---------------------------------------------------------------------------------
 
     def info(self, message: str) -> None:
         self.ctx.log(Severity.INFO, message, self.task_id, self.vm.name)
+
+    def info_once(self, message: str) -> None:
+        """Log a line once per VM task (how the target is written is the same for each disk)."""
+        if message not in self._said:
+            self._said.add(message)
+            self.info(message)
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -132,7 +161,11 @@ class VmReplication:
         try:
             key = vm_key(ctx.source_server.address, self.vm.moref)
             with ctx.store.locks.hold([key], f"job {ctx.job.name}, session {ctx.session_id}"):
-                point = self._run()
+                try:
+                    point = self._run()
+                finally:
+                    for staged in self._staged:
+                        staged.close()
             status = RunStatus.WARNING if self.warnings else RunStatus.SUCCESS
             outcome = TaskOutcome(status, self.stats, point, self.warnings)
         except CancelledError:
@@ -184,6 +217,7 @@ class VmReplication:
         replica_vm = self._check_replica_vm(replica, last)
         datastore = self._target_datastore()
         self._remove_stale_snapshots()
+        self._detach_leftover_disks()
         self._enable_cbt()
         ctx.check_cancel()
 
@@ -323,6 +357,17 @@ class VmReplication:
                 snapshots.remove_snapshot(ctx.source, self.vm.moref, moref)
                 self.warn(f"removed snapshot {snap.name!r} left behind by an earlier run")
             ctx.store.run_snapshots.forget(server, self.vm.moref, moref)
+
+    def _modes(self) -> tuple[TransportMode, ...]:
+        return self.ctx.job.transfer.transport_modes or TRANSPORT_ORDER
+
+    def _detach_leftover_disks(self) -> None:
+        """Disks that crashed runs left attached to the hot-add proxy's VM are detached first."""
+        if TransportMode.HOTADD not in self._modes():
+            return
+        proxy, _ = transport.hotadd_proxy(self.ctx)
+        if proxy is not None:
+            transport.detach_leftovers(self.ctx, proxy, self.info, self.warn)
 
     def _enable_cbt(self) -> None:
         settings = self.ctx.job.settings
@@ -478,13 +523,13 @@ class VmReplication:
 
     @contextmanager
     def _open_source(
-        self, d: Disk, snapshot: str, full: bool
+        self, d: Disk, snapshot: str, snap_disks: dict[int, Disk], full: bool
     ) -> Iterator[tuple[str, DiskImage | None]]:
         """The disk as the snapshot holds it, by the first transport mode that can read it:
-        (a local path, None) in Direct storage access, (its datastore path, an open image) in
-        Network mode."""
+        (a local path, None) in Direct storage access and hot-add, (its datastore path, an open
+        image) in Network mode."""
         ctx = self.ctx
-        modes = ctx.job.transfer.transport_modes or TRANSPORT_ORDER
+        modes = self._modes()
         source_ds = ctx.source_inventory.datastore(d.datastore)
         for mode in modes:
             if mode == TransportMode.DIRECT:
@@ -493,9 +538,39 @@ class VmReplication:
                     self.info(f"{_disk_name(d)}: read by direct storage access")
                     yield str(path), None
                     return
-                self.info(f"direct storage access: {source_ds.name} is not visible here")
+                self.info(
+                    f"direct storage access: {source_ds.name} is not visible here"
+                    + transport.falls_back(modes, mode)
+                )
             elif mode == TransportMode.HOTADD:
-                self.info("virtual appliance (hot-add) mode: the backup server is not a VM")
+                proxy, why = transport.hotadd_proxy(ctx)
+                if proxy is None:
+                    self.info(
+                        f"virtual appliance (hot-add) mode: {why}"
+                        + transport.falls_back(modes, mode)
+                    )
+                    continue
+                # The snapshot's disk: what the run reads (the VM itself writes to a delta).
+                file_name = snap_disks[d.key].file_name if d.key in snap_disks else d.file_name
+                reader = transport.HotAddSource(
+                    ctx, proxy, self.vm.moref, source_ds, file_name, self.info, self.warn
+                )
+                try:
+                    path = reader.open()
+                except (transport.ModeUnavailable, VSphereError) as e:
+                    self.info(
+                        f"virtual appliance (hot-add) mode: {e}" + transport.falls_back(modes, mode)
+                    )
+                    continue
+                try:
+                    self.info(
+                        f"{_disk_name(d)}: read in virtual appliance (hot-add) mode through "
+                        f"proxy {proxy.name}"
+                    )
+                    yield str(path), None
+                finally:
+                    reader.close()
+                return
             elif mode == TransportMode.NETWORK:
                 known = None
                 if full and ctx.job.settings.use_cbt:
@@ -527,8 +602,6 @@ class VmReplication:
         ctx = self.ctx
         chain, continues = self._chain_for(replica, ds, d, last)
         areas = self._changed_areas(d, snapshot, last, continues)
-        folder = local_path(ds, chain)
-        metadata = self._metadata_dir(chain)
         settings = ctx.job.settings
         how = (
             "changed areas from CBT"
@@ -538,74 +611,175 @@ class VmReplication:
             else "full copy"
         )
         self.info(f"disk {_disk_name(d)} ({d.capacity / 2**30:.2f} GiB): {how}")
+        request = ReplicationRequest(
+            source="",
+            replica="",
+            metadata_dir=self._metadata_dir(chain),
+            keep=MAX_POINTS,  # retention runs once every disk of the VM committed
+            block_size=settings.block_size.bytes,
+            changed_areas=areas,
+            cbt_verify_sample=CBT_SAMPLE_BLOCKS if areas is not None else 0,
+        )
+        disk = _DiskJob(d, chain, continues, snapshot, snap_disks, request)
+        modes = self._modes()
+        for mode in modes:
+            if mode == TransportMode.DIRECT:
+                done = self._write_direct(ds, disk)
+                if done is not None:
+                    return done
+                self.info_once(
+                    f"direct storage access: no target proxy and not this server sees datastore "
+                    f"{ds.name}" + transport.falls_back(modes, mode)
+                )
+            elif mode == TransportMode.HOTADD:
+                self.info_once(
+                    "virtual appliance (hot-add) mode cannot write the replica: its restore "
+                    "points are files of a chain folder, not a disk a proxy VM could attach"
+                    + transport.falls_back(modes, mode)
+                )
+            elif mode == TransportMode.NETWORK:
+                return self._write_network(ds, disk)
+        allowed = ", ".join(transport.MODE_NAMES[m] for m in modes)
+        raise JobRunError(
+            self.vm.name,
+            f"no transport mode the job allows ({allowed}) can write to datastore {ds.name}",
+        )
+
+    def _progress(self, d: Disk) -> ProgressFn:
+        ctx = self.ctx
 
         def progress(phase: str, done: int, total: int) -> None:
             ctx.events(
                 TaskProgress(ctx.session_id, self.task_id, self.vm.name, d.key, phase, done, total)
             )
 
-        last_error: Exception | None = None
-        for proxy in [*ctx.proxies.candidates(ds.name), None]:
+        return progress
+
+    def _write_direct(self, ds: Datastore, job: _DiskJob) -> DiskOutcome | None:
+        """Write through the first target proxy that sees `ds`, else here if this server does;
+        None when neither can (direct storage access is impossible)."""
+        ctx = self.ctx
+        d = job.disk
+        folder = local_path(ds, job.chain)
+        settings = ctx.job.settings
+        proxies = [
+            p
+            for p in ctx.proxies.candidates(ds.name)
+            if TransportMode.DIRECT in ctx.job.transfer.modes_for(p)
+        ]
+        for proxy in [*proxies, None]:
             target = remote_spec(proxy) if proxy is not None else None
             if proxy is None and not folder.parent.parent.exists():
-                break  # this machine does not see the target datastore either
+                return None  # this machine does not see the target datastore either
             offsite = proxy is not None and proxy.site != ctx.repository.site
-            request = ReplicationRequest(
-                source="",
+            request = replace(
+                job.request,
                 replica=str(folder),
-                metadata_dir=metadata,
-                keep=MAX_POINTS,  # retention runs once every disk of the VM committed
-                block_size=settings.block_size.bytes,
-                changed_areas=areas,
-                cbt_verify_sample=CBT_SAMPLE_BLOCKS if areas is not None else 0,
                 target=target,
                 compress=settings.compression.enabled(offsite),
             )
             try:
                 with (
                     ctx.proxies.slot(proxy.name if proxy else "", ctx.cancel),
-                    self._open_source(d, snapshot, not continues) as (source, image),
+                    self._open_source(d, job.snapshot, job.snap_disks, not job.continues) as (
+                        source,
+                        image,
+                    ),
                 ):
                     request = replace(request, source=source, image=image)
-                    result = replicate_disk(request, cancel=ctx.cancel, progress=progress)
+                    result = replicate_disk(request, cancel=ctx.cancel, progress=self._progress(d))
             except RemoteError as e:
                 if "not a path inside this mover's root" in str(e) and proxy is not None:
                     ctx.proxies.refuse(proxy.name, ds.name)
                     self.info(f"proxy {proxy.name} does not see datastore {ds.name}; next proxy")
-                    last_error = e
                     continue
                 raise
-            for w in result.warnings:
-                self.warn(f"disk {_disk_name(d)}: {w}")
-            self._add_stats(result)
             via = f"proxy {proxy.name}" if proxy else "the backup server"
-            self.info(
-                f"disk {_disk_name(d)}: restore point written by {via}: read "
-                f"{result.stats.read_bytes / 2**20:.1f} MiB, transferred "
-                f"{result.stats.transferred_bytes / 2**20:.1f} MiB"
+            return self._disk_done(job, result, target, str(folder), via)
+        return None
+
+    def _write_network(self, ds: Datastore, job: _DiskJob) -> DiskOutcome:
+        """Stage the new point here, then upload it over the DR host's datastore HTTP."""
+        ctx = self.ctx
+        d = job.disk
+        staged = transport.NetworkReplicaWrite(
+            ctx, self._target_datacenter(), ds, job.chain, self.info
+        )
+        self._staged.append(staged)
+        folder = staged.prepare()
+        seeded = staged.seed_metadata(job.request.metadata_dir)
+        if seeded:
+            self.warn(f"disk {_disk_name(d)}: replica metadata: {seeded}")
+        request = replace(
+            job.request,
+            replica=str(folder),
+            target=None,
+            compress=ctx.job.settings.compression.enabled(False),
+        )
+        with (
+            ctx.proxies.slot("", ctx.cancel),
+            self._open_source(d, job.snapshot, job.snap_disks, not job.continues) as (
+                source,
+                image,
+            ),
+        ):
+            request = replace(request, source=source, image=image)
+            result = replicate_disk(request, cancel=ctx.cancel, progress=self._progress(d))
+        sent = staged.upload(ctx.cancel)
+        self.info(
+            f"disk {_disk_name(d)}: restore point {result.point.point_id} uploaded to "
+            f"{job.chain} in network mode (datastore HTTP, whole files): "
+            f"{sent / 2**20:.1f} MiB sent, manifest last"
+        )
+        return self._disk_done(job, result, None, str(folder), "the backup server", staged)
+
+    def _disk_done(
+        self,
+        job: _DiskJob,
+        result: ReplicationResult,
+        target: RemoteSpec | None,
+        replica_path: str,
+        via: str,
+        network: transport.NetworkReplicaWrite | None = None,
+    ) -> DiskOutcome:
+        d = job.disk
+        for w in result.warnings:
+            self.warn(f"disk {_disk_name(d)}: {w}")
+        self._add_stats(result)
+        self.info(
+            f"disk {_disk_name(d)}: restore point written by {via}: read "
+            f"{result.stats.read_bytes / 2**20:.1f} MiB, transferred "
+            f"{result.stats.transferred_bytes / 2**20:.1f} MiB"
+        )
+        change_id = job.snap_disks[d.key].change_id if d.key in job.snap_disks else ""
+        if result.stats.cbt_misses:
+            self.warn(
+                f"{_disk_name(d)}: {result.stats.cbt_misses} of {result.stats.sampled_blocks} "
+                "blocks CBT reported unchanged had changed (they were copied); the next run "
+                "compares every block's digest instead of trusting CBT"
             )
-            change_id = snap_disks[d.key].change_id if d.key in snap_disks else ""
-            if result.stats.cbt_misses:
-                self.warn(
-                    f"{_disk_name(d)}: {result.stats.cbt_misses} of {result.stats.sampled_blocks} "
-                    "blocks CBT reported unchanged had changed (they were copied); the next run "
-                    "compares every block's digest instead of trusting CBT"
-                )
-                change_id = ""
-            return DiskOutcome(
-                d, chain, result.point.point_id, change_id or None, result, target, str(folder)
-            )
-        raise JobRunError(
-            self.vm.name,
-            f"no proxy can write to datastore {ds.name}"
-            + (f" (last refusal: {last_error})" if last_error else ""),
+            change_id = ""
+        return DiskOutcome(
+            d,
+            job.chain,
+            result.point.point_id,
+            change_id or None,
+            result,
+            target,
+            replica_path,
+            network,
         )
 
     def _take_back(self, done: list[DiskOutcome]) -> None:
         """Undo the points this run committed: a restore point is whole or absent."""
         for o in done:
             try:
-                maintain_replica(o.replica_path, o.target, {"op": "drop", "point": o.chain_point})
+                if o.network is not None:
+                    o.network.take_back(o.chain_point)
+                else:
+                    maintain_replica(
+                        o.replica_path, o.target, {"op": "drop", "point": o.chain_point}
+                    )
             except ReplicaDeskError as e:
                 self.warn(f"could not take back disk {o.disk.key}'s new point: {e}")
                 continue
@@ -660,6 +834,18 @@ class VmReplication:
     def _retention(self, replica: Replica, replica_vm: Vm, outcomes: list[DiskOutcome]) -> None:
         ctx = self.ctx
         keep = ctx.job.settings.restore_points
+        network = [o for o in outcomes if o.network is not None]
+        if network:
+            held = len(ctx.store.replicas.points(replica.id))
+            if held > keep:
+                self.warn(
+                    f"retention deferred: disk(s) {', '.join(str(o.disk.key) for o in network)} "
+                    "were written in network mode, where merging the oldest restore point means "
+                    "downloading and uploading the whole base disk; the replica keeps "
+                    f"{held} restore points (the job keeps {keep}) until a run with direct "
+                    "storage access to the target datastore merges them"
+                )
+            return
         for o in outcomes:
             merged = maintain_replica(o.replica_path, o.target, {"op": "retain", "keep": keep})
             if merged.get("merged"):

@@ -47,6 +47,10 @@ DR_HOSTS = ("esx-d01.dr.lab", "esx-d02.dr.lab")
 DR_DATASTORES = ("dr-ds-01", "dr-ds-02")
 DR_NETWORKS = ("DR App", "DR Backup", "DR Web", "DR DB")
 
+PROXY_VM = "replicadesk-proxy"
+"""The backup proxy's own VM (LabOptions.proxy_vm): a small Linux VM with one disk, so it has the
+SCSI controller Virtual appliance (hot-add) mode attaches source disks to."""
+
 NETWORK_MAP = {
     "Prod App": "DR App",
     "Prod Backup": "DR Backup",
@@ -95,6 +99,7 @@ class LabOptions:
     seed: int = 7
     wan_mbit: float = 100.0
     cbt: bool = True
+    proxy_vm: bool = False  # add PROXY_VM, the production proxy's VM, for hot-add
 
     def check(self) -> None:
         if not 1 <= self.vms <= 200:
@@ -144,6 +149,22 @@ def production_spec(options: LabOptions) -> SimulatorSpec:
                 networks=nics,
                 power_on=True,
                 cbt=options.cbt,
+            )
+        )
+    if options.proxy_vm:
+        vms.append(
+            VmSpec(
+                PROXY_VM,
+                host=PROD_CLUSTER_HOSTS[0],
+                cluster=PROD_CLUSTER,
+                folder="Infrastructure",
+                datastore=PROD_DATASTORES[0],
+                cpus=2,
+                memory_mb=2048,
+                guest_id="otherLinux64Guest",
+                disks=(DiskSpec(1024, thin=True),),
+                networks=(PROD_NETWORKS[1],),
+                power_on=True,
             )
         )
     dc = DatacenterSpec(

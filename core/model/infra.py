@@ -82,6 +82,10 @@ class BackupProxy:
     transport_modes: tuple[TransportMode, ...] = TRANSPORT_ORDER
     tls: TlsFiles | None = None
     description: str = ""
+    # The proxy's own VM, for Virtual appliance (hot-add) mode: its moref on managed server
+    # `vm_server` (a name is resolved to the moref when the proxy is added).
+    vm: str | None = None
+    vm_server: str | None = None
 
     def __post_init__(self) -> None:
         fields.name("name", self.name)
@@ -102,6 +106,13 @@ class BackupProxy:
                         f"tls.{part}", f"{fields.show(str(path))} is not an absolute path"
                     )
         fields.text("description", self.description)
+        if (self.vm is None) != (self.vm_server is None):
+            raise InvalidSettingError(
+                "vm", "a proxy VM needs both its moref and the managed server it is on"
+            )
+        if self.vm is not None and self.vm_server is not None:
+            fields.name("vm", self.vm)
+            fields.address("vm_server", self.vm_server)
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,8 @@ def _proxy_row(p: BackupProxy) -> Row:
         "tls_key": str(p.tls.key) if p.tls else None,
         "tls_ca": str(p.tls.ca) if p.tls else None,
         "description": p.description,
+        "vm": p.vm,
+        "vm_server": p.vm_server,
     }
 
 
@@ -194,6 +196,8 @@ def _proxy(row: Row) -> BackupProxy:
         transport_modes=tuple(TransportMode(m) for m in json.loads(row["transport_modes"])),
         tls=tls,
         description=row["description"],
+        vm=row["vm"],
+        vm_server=row["vm_server"],
     )
 
 

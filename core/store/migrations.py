@@ -8,7 +8,8 @@ Tables (every time is ISO 8601 UTC text; JSON columns hold lists or job document
 
     credentials     name PK, secret (Fernet token), description
     servers         address PK, kind, port, protocol, user, credential -> credentials
-    proxies         name PK, address, port, site, max_tasks, transport_modes (JSON), tls_*
+    proxies         name PK, address, port, site, max_tasks, transport_modes (JSON), tls_*,
+                    vm, vm_server (the proxy's own VM, for hot-add)
     repositories    name PK, path, site, proxy -> proxies
     jobs            name PK, definition (the job document, JSON), enabled, servers, repository
     schedule_state  job PK -> jobs, last_run, last_status, next_run, retries_done, retry_at
@@ -19,6 +20,9 @@ Tables (every time is ISO 8601 UTC text; JSON columns hold lists or job document
     restore_points  id PK, replica_id -> replicas, number (unique per replica), snapshot
     point_disks     (point_id -> restore_points, disk_key) PK, capacity, CBT change ID
     locks           key PK, token, owner process (host, pid, start, boot), purpose, time
+    run_snapshots   (server, vm_moref, snapshot_moref) PK, session_id: snapshots runs took
+    hotadd_disks    id PK, server, proxy_vm, controller_key, unit_number, device_key, file,
+                    source_vm, session_id: source disks runs attached to a proxy VM
 """
 
 from __future__ import annotations
@@ -240,6 +244,33 @@ def m0006_run_points(db: Database) -> None:
             session_id INTEGER,
             created_at TEXT NOT NULL,
             PRIMARY KEY (server, vm_moref, snapshot_moref)
+        )
+        """,
+    )
+
+
+@migrations(name="0007_hotadd")
+def m0007_hotadd(db: Database) -> None:
+    """The proxy VM a backup proxy runs in (Virtual appliance mode), and the source disks runs
+    attached to proxy VMs: recorded before the attach (with the SCSI slot it takes), so a disk a
+    crashed run left attached is found and detached by the next run, and no other disk is."""
+    _sql(
+        db,
+        """
+        ALTER TABLE proxies ADD COLUMN vm TEXT;
+        ALTER TABLE proxies ADD COLUMN vm_server TEXT;
+        CREATE TABLE hotadd_disks (
+            id INTEGER PRIMARY KEY,
+            server TEXT NOT NULL,
+            proxy_vm TEXT NOT NULL,
+            controller_key INTEGER NOT NULL,
+            unit_number INTEGER NOT NULL,
+            device_key INTEGER,
+            file TEXT NOT NULL,
+            source_vm TEXT NOT NULL,
+            session_id INTEGER,
+            created_at TEXT NOT NULL,
+            UNIQUE (server, proxy_vm, controller_key, unit_number)
         )
         """,
     )

@@ -19,6 +19,7 @@ from core.store.connection import (
     migrate,
     schema_version,
 )
+from core.store.hotadd import HotAddDisks
 from core.store.infra import Credentials, Proxies, Repositories, Servers
 from core.store.jobs import Jobs
 from core.store.locks import Locks
@@ -46,6 +47,7 @@ class Store:
         self.sessions = Sessions(conn)
         self.replicas = Replicas(conn)
         self.run_snapshots = RunSnapshots(conn)
+        self.hotadd_disks = HotAddDisks(conn)
         self.locks = Locks(conn)
 
     @classmethod

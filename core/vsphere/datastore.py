@@ -2,7 +2,7 @@
 
 A datastore path is ``"[datastore] folder/file.vmdk"``; names may hold spaces, brackets, ``#``,
 ``&``, ``+``, ``%`` and non-ASCII letters, so paths are parsed and built here and nowhere else.
-File operations go through the datastore browser (search) and the FileManager (delete,
+File operations go through the datastore browser (search) and the FileManager (delete, move,
 mkdir): the datastore HTTP interface's DELETE does nothing on the simulator (LAB.md).
 `local_path` maps a datastore path to a file the proxy can open itself, for Direct storage
 access: the datastore's ``info.url`` (a local folder on the simulator) unless the proxy mounts the
@@ -128,6 +128,34 @@ def delete_file(
     fm = client.content.fileManager
     dc = client.obj("Datacenter", datacenter)
     task = client.call(what, lambda: fm.DeleteDatastoreFile_Task(name=path, datacenter=dc))
+    wait(client, task, what, timeout)
+
+
+def move_file(
+    client: VSphereClient,
+    datacenter: str,
+    source: str,
+    destination: str,
+    force: bool = True,
+    timeout: float = TIMEOUT,
+) -> None:
+    """Rename a datastore file (``force``: replacing `destination`): how a file uploaded under a
+    temporary name takes its place in one step (an HTTP PUT truncates the file it replaces)."""
+    what = f"move {source} to {destination}"
+    DatastorePath.parse(source)
+    DatastorePath.parse(destination)
+    fm = client.content.fileManager
+    dc = client.obj("Datacenter", datacenter)
+    task = client.call(
+        what,
+        lambda: fm.MoveDatastoreFile_Task(
+            sourceName=source,
+            sourceDatacenter=dc,
+            destinationName=destination,
+            destinationDatacenter=dc,
+            force=force,
+        ),
+    )
     wait(client, task, what, timeout)
 
 
