@@ -11,7 +11,7 @@ import pytest
 
 from core.errors import FailoverNetworkError, ReplicaStateError
 from core.failover.drill import cleanup_test_failover, start_test_failover
-from core.failover.failback import commit_failback, failback, undo_failback
+from core.failover.failback import NewLocation, commit_failback, failback, undo_failback
 from core.failover.operations import failover, permanent_failover, planned_failover, undo_failover
 from core.lab.content import flat_name
 from core.lab.lab import LabState, datastore_file
@@ -241,3 +241,25 @@ def test_missing_target_network_stops_before_power_on(lab: LabState, store: Stor
     assert folder_hashes(folder) == before
     (session,) = [s for s in store.sessions.list(job.name) if s.trigger == "failover"]
     assert session.status == RunStatus.FAILED
+
+
+def test_failback_to_a_new_vm_then_commit(lab: LabState, store: Store) -> None:
+    name = "web-03 [dmz]"
+    job = replicate(store, lab, "Failback new", [name])
+    r = the_replica(store, job.name, name)
+    failover(store, r.id)
+    prod, _ = inventories(lab)
+    source = vm(prod, name)
+    where = NewLocation(f"{name} restored", source.host, source.disks[0].datastore)
+    result = failback(store, r.id, to=where, shutdown_timeout=5)
+    assert result.replica.state == ReplicaState.FAILBACK
+    prod, _ = inventories(lab)
+    new = vm(prod, where.name)
+    assert new.power_state == "poweredOn"
+    for path, d in zip(running(lab, r.replica_moref or ""), new.disks, strict=True):
+        flat = flat_name(datastore_file(prod, d.datastore, d.file_name))
+        proc = qemu_compare(path, flat)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    commit_failback(store, r.id)
+    assert [o.moref for o in store.jobs.get(job.name).source.objects] == [new.moref]
+    ok(store, job.name)  # the new VM is replicated from now on
