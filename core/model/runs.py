@@ -53,6 +53,12 @@ class RunTrigger(StrEnum):
     TEST_CLEANUP = "test_cleanup"
 
 
+REPLICATION_TRIGGERS = frozenset(
+    {RunTrigger.MANUAL, RunTrigger.SCHEDULE, RunTrigger.RETRY, RunTrigger.AFTER_JOB}
+)
+"""Triggers of replication runs (the others are replica operations on the job's replicas)."""
+
+
 def aware(field: str, value: object) -> dt.datetime:
     if not isinstance(value, dt.datetime) or value.tzinfo is None:
         raise InvalidSettingError(field, f"{fields.show(str(value))} is not a time with a zone")

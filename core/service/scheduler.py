@@ -48,7 +48,14 @@ from core.errors import (
 from core.jobs.events import Event, EventSink, ignore
 from core.jobs.runner import run_job
 from core.model.job import ReplicationJob
-from core.model.runs import RunStatus, RunTrigger, ScheduleState, Session, Severity
+from core.model.runs import (
+    REPLICATION_TRIGGERS,
+    RunStatus,
+    RunTrigger,
+    ScheduleState,
+    Session,
+    Severity,
+)
 from core.model.schedule import AfterJob
 from core.service.clock import Clock, local_zone, utc_now
 from core.service.events import EventKind, ServiceEvent, ServiceSink
@@ -358,7 +365,11 @@ class Scheduler:
     def _failed_vms(self, job: str) -> tuple[str, ...] | _Nothing | None:
         """The VMs to retry: the failed tasks of the job's latest session; None (the whole
         job) when it failed before any VM."""
-        latest = self.store.sessions.list(job, limit=1)
+        # Failover operations are sessions of the job too: the latest replication run counts.
+        runs = [
+            s for s in self.store.sessions.list(job, limit=50) if s.trigger in REPLICATION_TRIGGERS
+        ]
+        latest = runs[:1]
         if not latest or latest[0].status != RunStatus.FAILED:
             return NOTHING_TO_RETRY
         tasks = self.store.sessions.tasks(latest[0].id)
