@@ -150,8 +150,16 @@ def _run(
             total.duration + o.stats.duration,
             o.stats.bottleneck or total.bottleneck,
         )
-    if cancel.is_set() and all(o.status != RunStatus.FAILED for o in outcomes):
-        store.sessions.log(
-            sid, Severity.WARNING, "cancel was asked after every VM had its restore point"
-        )
+    if cancel.is_set():
+        if all(o.status != RunStatus.FAILED for o in outcomes):
+            store.sessions.log(
+                sid, Severity.WARNING, "cancel was asked after every VM had its restore point"
+            )
+        else:
+            store.sessions.log(
+                sid,
+                Severity.ERROR,
+                "the run was cancelled: the VMs it had not finished keep their earlier restore "
+                "points",
+            )
     return [o.status for o in outcomes], total
