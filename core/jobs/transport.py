@@ -39,6 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.errors import (
+    CancelledError,
     JobRunError,
     MetadataCorruptError,
     MetadataMismatchError,
@@ -124,7 +125,14 @@ def detach_leftovers(ctx: RunContext, proxy: BackupProxy, info: Log, warn: Log) 
     if not records:
         return
     with _proxy_lock(proxy.vm_server, proxy.vm):
-        present = hotadd.proxy_disks(ctx.source, proxy.vm)
+        try:
+            present = hotadd.proxy_disks(ctx.source, proxy.vm)
+        except VSphereError as e:
+            warn(
+                f"could not read the devices of the VM of proxy {proxy.name} to detach "
+                f"{len(records)} disk(s) earlier runs left attached: {e}; the next run tries again"
+            )
+            return
         for rec in records:
             match = next(
                 (
@@ -422,7 +430,7 @@ class NetworkReplicaWrite:
         with self._http() as http:
             for name in [*data, *(p.digests for p in added)]:
                 if cancel.is_set():
-                    raise JobRunError(str(self.chain), "cancelled before the manifest was sent")
+                    raise CancelledError(f"while uploading to {self.chain}, before its manifest")
                 sent += self._put(http, name)
             self._put_manifest(http)
         return sent

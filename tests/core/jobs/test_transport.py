@@ -234,3 +234,58 @@ def test_network_mode_writes_the_replica_over_datastore_http(
         ds = next(x for x in dr.datastores if x.name == chain.datastore)
         manifest = Manifest.load(Path(ds.url) / chain.path)
         assert manifest is not None and [p.id for p in manifest.points] == [d.chain_point]
+
+
+def test_network_mode_takes_back_a_point_when_another_disk_fails(
+    lab: LabState, store: Store, tmp_path: Path
+) -> None:
+    prod_inv, dr = inventories(lab)
+    name = next(n for n in ("app+cache", "50% batch") if len(vm(prod_inv, n).disks) >= 2)
+    job = with_modes(
+        lab_job(lab, "Network take-back", [name], keep=3), TransportMode.NETWORK, automatic=True
+    )
+    store.jobs.add(job)
+    s1 = run_job(store, job.name)
+    assert s1.status in (RunStatus.SUCCESS, RunStatus.WARNING), s1.log
+    (replica,) = store.replicas.list(job.name)
+    (point,) = store.replicas.points(replica.id)
+    folders = []
+    for d in point.disks:
+        chain = DatastorePath.parse(d.chain or "")
+        ds = next(x for x in dr.datastores if x.name == chain.datastore)
+        folders.append(Path(ds.url) / chain.path)
+
+    # The last disk's chain was edited by hand: its point no longer has the CID the manifest
+    # records. The run fails on that disk, and the point the first disk uploaded is taken back.
+    descriptor = folders[-1] / "point-0001.vmdk"
+    original = descriptor.read_text()
+    cid = next(line for line in original.splitlines() if line.startswith("CID="))
+    descriptor.write_text(original.replace(cid, "CID=0badc0de"))
+    churn_vm(lab, name, 1 << 20, seed=31)
+    s2 = run_job(store, job.name)
+    assert s2.status == RunStatus.FAILED
+    log = task_log(store, s2.id)
+    assert "the chain was changed outside ReplicaDesk" in log
+    for folder in folders:
+        manifest = Manifest.load(folder)
+        assert manifest is not None and [p.id for p in manifest.points] == [1]
+    assert (folders[0] / "point-0002.vmdk").exists()  # an unlisted leftover
+    assert [p.number for p in store.replicas.points(replica.id)] == [1]
+
+    # Put right, the next run adds the point (the taken-back chains never reuse point id 2);
+    # their metadata was dropped with the taken-back points and comes from the replicas'
+    # digest files.
+    descriptor.write_text(original)
+    copies = source_copies(lab, [name], tmp_path / "run3")
+    s3 = run_job(store, job.name)
+    assert s3.status == RunStatus.WARNING, s3.log
+    assert "the digests were taken from the replica's digest file of restore point 1" in (
+        task_log(store, s3.id)
+    )
+    check_points(lab, store, job.name, copies)
+    ids = []
+    for folder in folders:
+        manifest = Manifest.load(folder)
+        assert manifest is not None
+        ids.append([p.id for p in manifest.points])
+    assert ids == [[1, 3]] * (len(folders) - 1) + [[1, 2]]
