@@ -1,5 +1,5 @@
 # The two commands of the README. Both set everything up first (installer/setup.sh).
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench bench-jobs
 
 setup:
 	./installer/setup.sh
@@ -16,3 +16,6 @@ lint: setup
 
 bench: setup
 	.venv/bin/python benchmarks/engine_bench.py
+
+bench-jobs: setup
+	.venv/bin/python benchmarks/jobs_bench.py

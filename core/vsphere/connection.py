@@ -8,6 +8,11 @@ connection is a `VSphereConnectionError` naming the server. A keep-alive thread 
 the server for its time every few minutes so a session is not dropped while data moves over the
 datastore HTTP interface, which does not count as SOAP activity.
 
+Every call is counted (`CallStats`): on the client (`client.stats`) and per server for the whole
+process (`server_call_totals()`), so a benchmark can tell what vSphere calls cost a job run whose
+clients it never sees. Counting costs about a microsecond a call (1.3 us measured on a busy
+2-core machine), against milliseconds for a SOAP round trip.
+
 The password stays in this object (it is needed to log in again) and is never logged nor shown
 in a repr.
 """
@@ -19,7 +24,9 @@ import http.client
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -35,6 +42,55 @@ Protocol = Literal["https", "http"]
 
 # Transport errors pyVmomi lets through from http.client and the socket layer.
 _TRANSPORT = (OSError, http.client.HTTPException)
+
+
+@dataclass(frozen=True)
+class CallCounts:
+    """How many vSphere calls were made and the seconds spent waiting for their answers (summed
+    over threads, so it can exceed wall time; a task wait's rounds count as calls)."""
+
+    calls: int = 0
+    seconds: float = 0.0
+
+    def __add__(self, other: CallCounts) -> CallCounts:
+        return CallCounts(self.calls + other.calls, self.seconds + other.seconds)
+
+    def __sub__(self, other: CallCounts) -> CallCounts:
+        return CallCounts(self.calls - other.calls, self.seconds - other.seconds)
+
+
+class CallStats:
+    """A thread-safe running count of calls and of the time spent in them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls = 0
+        self._seconds = 0.0
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self._calls += 1
+            self._seconds += seconds
+
+    def snapshot(self) -> CallCounts:
+        with self._lock:
+            return CallCounts(self._calls, self._seconds)
+
+
+_server_stats: dict[str, CallStats] = {}
+_server_stats_lock = threading.Lock()
+
+
+def _stats_for(where: str) -> CallStats:
+    with _server_stats_lock:
+        return _server_stats.setdefault(where, CallStats())
+
+
+def server_call_totals() -> dict[str, CallCounts]:
+    """The calls every client of this process made so far, per server ("address:port")."""
+    with _server_stats_lock:
+        stats = list(_server_stats.items())
+    return {where: s.snapshot() for where, s in stats}
 
 
 class VSphereClient:
@@ -63,6 +119,8 @@ class VSphereClient:
         self._keepalive: threading.Thread | None = None
         self._stop = threading.Event()
         self.about = ServerAbout("", "", "", "", "", "")
+        self.stats = CallStats()  # this session's calls through `call`
+        self._server_stats = _stats_for(self.where)
 
     def __repr__(self) -> str:
         return f"VSphereClient({self.protocol}://{self.user}@{self.address}:{self.port})"
@@ -219,11 +277,14 @@ class VSphereClient:
         return self._require().content
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one pyVmomi call; map its fault; log in again once if the session had expired."""
+        """Run one pyVmomi call; map its fault; log in again once if the session had expired.
+
+        Every attempt is counted in `stats`, failed ones too (they cost a round trip as well).
+        """
         for attempt in (0, 1):
             generation = self._generation
             try:
-                return fn()
+                return self._counted(fn)
             except vim.fault.NotAuthenticated as e:
                 if attempt:
                     raise map_fault(e, what) from e
@@ -234,6 +295,15 @@ class VSphereClient:
             except _TRANSPORT as e:
                 raise map_transport(e, self.where) from e
         raise AssertionError("unreachable")
+
+    def _counted(self, fn: Callable[[], T]) -> T:
+        start = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            seconds = time.perf_counter() - start
+            self.stats.add(seconds)
+            self._server_stats.add(seconds)
 
     def obj(self, kind: str, moref: str) -> Any:
         """The managed object `kind` ("VirtualMachine") with ID `moref`, bound to this session."""
