@@ -33,7 +33,7 @@ At the end: the peak RSS of this process (engine and source side of all runs) an
 child processes by kind (mover services, simulators), read from /proc before they stop. "read"
 includes the CBT check: each incremental disk also reads 16 blocks CBT called unchanged.
 
-Fill: the lab writes `core.lab.lab.DISK_FILL` (15%) of each disk. Over 40 GiB that is about
+Fill: the lab writes `LabOptions.fill` (15% by default) of each disk. Over 40 GiB that is about
 6-7 GiB, which at 100 Mbit/s and LZ4's ~1.7x on the lab mix (measured on lab disks) is about
 6 minutes for the offsite full run alone. The benchmark writes 5% instead (`--fill`): 2.1 GiB of
 data, an offsite full run of about 2 minutes and the whole benchmark in about 3 minutes on the
@@ -63,7 +63,6 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-import core.lab.lab as lab_module  # noqa: E402
 from core.jobs.runner import run_job  # noqa: E402
 from core.lab.changelog import ChangeLog  # noqa: E402
 from core.lab.content import data_areas, flat_name, guest_writes  # noqa: E402
@@ -264,9 +263,10 @@ def main() -> int:
         print("not root: the lab gets no shaped link; offsite runs go over loopback")
     work = Path(tempfile.mkdtemp(prefix="replicadesk-jobs-bench-", dir=args.dir))
     # The lab has no option for its disks' fill: set the constant it reads when writing them.
-    lab_module.DISK_FILL = args.fill
     lab = Lab(
-        LabOptions(vms=args.vms, disk_mib=tuple(args.disk_mib), wan_mbit=args.wan_mbit),
+        LabOptions(
+            vms=args.vms, disk_mib=tuple(args.disk_mib), wan_mbit=args.wan_mbit, fill=args.fill
+        ),
         folder=work / "lab",
         wan=True,
     )

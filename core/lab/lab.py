@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 STATE_FILE = "state.json"
 LAB_USER = "administrator@vsphere.local"
 LAB_PASSWORD = "lab-password"  # vcsim accepts any; a real vCenter's is stored encrypted
-DISK_FILL = 0.15  # share of each thin disk the guest has written
 
 
 @dataclass(frozen=True)
@@ -222,7 +221,7 @@ class Lab:
             for disk in vm.disks:
                 path = datastore_file(inv, disk.datastore, disk.file_name)
                 areas = write_vm_disk(
-                    path, disk.capacity, fill=DISK_FILL, seed=int(rng.integers(1 << 30))
+                    path, disk.capacity, fill=self.options.fill, seed=int(rng.integers(1 << 30))
                 )
                 if areas:
                     log.record(vm.moref, disk.key, disk.capacity, areas)

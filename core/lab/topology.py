@@ -99,6 +99,7 @@ class LabOptions:
     seed: int = 7
     wan_mbit: float = 100.0
     cbt: bool = True
+    fill: float = 0.15  # share of each thin disk the guests have written
     proxy_vm: bool = False  # add PROXY_VM, the production proxy's VM, for hot-add
 
     def check(self) -> None:
@@ -107,6 +108,8 @@ class LabOptions:
         low, high = self.disk_mib
         if not 1 <= low <= high:
             raise UsageError(f"disk size range {low}-{high} MiB is not a range of sizes")
+        if not 0 < self.fill <= 1:
+            raise UsageError(f"disk fill {self.fill} is not a share above 0 and up to 1")
         if self.wan_mbit <= 0:
             raise UsageError(f"WAN rate {self.wan_mbit} Mbit/s is not positive")
 
