@@ -116,7 +116,7 @@ def _failover(
                 f"the replica VM is {vm.power_state}: it was started outside ReplicaDesk",
             )
         nic_plan = networks.plan(site.client, job, vm, source)
-        reip_plan = reip.plan(job.reip, vm, source)
+        reip_plan = reip.plan(job.reip, vm, source, known=replica.guest_addresses)
         where = records.folder(site.local(site.vm_folder(vm)))
         if records.load(where, records.FAILOVER, FailoverRecord) is not None:
             raise FailoverError(

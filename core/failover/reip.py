@@ -42,30 +42,28 @@ class ReIpPlan:
 
 def nic_addresses(vm: Vm) -> list[tuple[str, ...]]:
     """The guest's addresses per NIC of `vm`, in device order."""
-    out: list[tuple[str, ...]] = []
-    for i, nic in enumerate(vm.nics):
-        guest = next((g for g in vm.guest_nics if g.device_key == nic.key), None)
-        if guest is None and nic.mac:
-            guest = next((g for g in vm.guest_nics if g.mac.lower() == nic.mac.lower()), None)
-        ips = guest.ip_addresses if guest is not None else ()
-        if not ips and i == 0 and vm.ip_address and not vm.guest_nics:
-            ips = (vm.ip_address,)
-        out.append(tuple(ips))
-    return out
+    return vm.addresses_per_nic()
 
 
-def _host_name(source: Vm, windows: bool) -> str:
-    name = re.sub(r"[^A-Za-z0-9-]+", "-", source.name).strip("-") or "replica"
+def _host_name(vm_name: str, windows: bool) -> str:
+    name = re.sub(r"[^A-Za-z0-9-]+", "-", vm_name).strip("-") or "replica"
     return name[:15 if windows else 63].strip("-") or "replica"
 
 
 def plan(
-    rules: Sequence[ReIpRule], replica_vm: Vm, source: Vm | None, host_name: str = ""
+    rules: Sequence[ReIpRule],
+    replica_vm: Vm,
+    source: Vm | None,
+    host_name: str = "",
+    known: Sequence[tuple[str, ...]] | None = None,
 ) -> ReIpPlan | None:
-    """The customization for the replica; None when the job has no re-IP rules."""
+    """The customization for the replica; None when the job has no re-IP rules.
+
+    `source` is the source VM as its vCenter shows it now; when that is unreachable, `known`
+    are its addresses per NIC as the last replication run saw them."""
     if not rules:
         return None
-    if source is None:
+    if source is None and known is None:
         return ReIpPlan(
             None,
             (),
@@ -76,7 +74,7 @@ def plan(
             ),
         )
     windows = replica_vm.guest_id.lower().startswith("win")
-    per_nic = nic_addresses(source)
+    per_nic = nic_addresses(source) if source is not None else list(known or ())
     if len(per_nic) != len(replica_vm.nics):
         return ReIpPlan(
             None,
@@ -146,7 +144,8 @@ def plan(
         return ReIpPlan(None, (), tuple(changes), tuple(problems))
     customization = Customization(
         os="windows" if windows else "linux",
-        host_name=host_name or _host_name(source, windows),
+        host_name=host_name
+        or _host_name(source.name if source is not None else replica_vm.name, windows),
         nics=tuple(nics),
     )
     return ReIpPlan(customization, tuple(expected), tuple(changes), ())

@@ -79,3 +79,5 @@ class Replica:
     replica_moref: str | None = None  # None until the first run created the replica VM
     target_host_moref: str | None = None
     target_host_name: str | None = None
+    # The source VM's guest addresses per NIC (device order) at its last run; None: never seen.
+    guest_addresses: tuple[tuple[str, ...], ...] | None = None

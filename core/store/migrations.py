@@ -276,6 +276,13 @@ def m0007_hotadd(db: Database) -> None:
     )
 
 
+@migrations(name="0008_guest_addresses")
+def m0008_guest_addresses(db: Database) -> None:
+    """The source VM's guest addresses per NIC as the last run saw them: re-IP at failover
+    works from these when the production vCenter is gone."""
+    _sql(db, "ALTER TABLE replicas ADD COLUMN guest_addresses TEXT")
+
+
 def names() -> list[str]:
     """Every migration of the set, in order (the latest schema version is their number)."""
     return [m.name for m in migrations.pending(Database(memory=True))]

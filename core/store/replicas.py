@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,7 +38,14 @@ def _replica(row: Row) -> Replica:
         replica_moref=row["replica_moref"],
         target_host_moref=row["target_host_moref"],
         target_host_name=row["target_host_name"],
+        guest_addresses=_addresses(row.get("guest_addresses")),
     )
+
+
+def _addresses(text: str | None) -> tuple[tuple[str, ...], ...] | None:
+    if not text:
+        return None
+    return tuple(tuple(str(a) for a in nic) for nic in json.loads(text))
 
 
 def _get(db: Database, replica_id: int) -> Row:
@@ -161,6 +169,13 @@ class Replicas:
             "replica_moref = ?, target_host_moref = ?, target_host_name = ?",
             (replica_moref, target_host_moref, target_host_name),
         )
+
+    def set_guest_addresses(
+        self, replica_id: int, per_nic: Sequence[Sequence[str]]
+    ) -> Replica:
+        """Remember the source VM's guest addresses per NIC (what re-IP starts from)."""
+        text = json.dumps([list(nic) for nic in per_nic])
+        return self._update(replica_id, "guest_addresses = ?", (text,))
 
     def remove(self, replica_id: int) -> None:
         with self._conn.write() as db:

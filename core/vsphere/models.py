@@ -208,6 +208,21 @@ class Vm:
             ips.insert(0, self.ip_address)
         return tuple(ips)
 
+    def addresses_per_nic(self) -> list[tuple[str, ...]]:
+        """The guest's addresses per virtual NIC, in device order (matched by key, else MAC)."""
+        out: list[tuple[str, ...]] = []
+        for i, nic in enumerate(self.nics):
+            guest = next((g for g in self.guest_nics if g.device_key == nic.key), None)
+            if guest is None and nic.mac:
+                guest = next(
+                    (g for g in self.guest_nics if g.mac.lower() == nic.mac.lower()), None
+                )
+            ips = guest.ip_addresses if guest is not None else ()
+            if not ips and i == 0 and self.ip_address and not self.guest_nics:
+                ips = (self.ip_address,)
+            out.append(tuple(ips))
+        return out
+
     def all_snapshots(self) -> Iterator[Snapshot]:
         for root in self.snapshots:
             yield from root.walk()
