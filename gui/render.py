@@ -1,0 +1,194 @@
+"""`replicadesk console --render DIR`: every main view of the console, offscreen, as PNG files.
+
+Starts the built-in lab in-process, sets ReplicaDesk up on it (servers, proxies, repository),
+creates jobs (one over lab VMs and a folder; one scheduled daily that has not run yet), runs the
+first once headless, lets the guests write, then runs it again from the console's Run action
+and opens its session window, loads the inventory, and grabs each page of the main window and
+the session window. The README's pictures come from here; so do the checks that nothing is
+clipped or empty.
+
+Waiting is on signals (a nested `QEventLoop` quit by the signal or a timeout), never on sleeps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QTimer, SignalInstance
+from PySide6.QtWidgets import QWidget
+
+from core.errors import ReplicaDeskError
+from core.jobs.runner import run_job
+from core.lab.churn import churn
+from core.lab.lab import Lab
+from core.lab.register import lab_job, register_lab
+from core.lab.topology import LabOptions
+from core.model.schedule import Daily, JobSchedule
+from core.store.store import Store
+
+MAIN_JOB = "Tier 1 to DR"
+SCHEDULED_JOB = "File servers nightly"
+MAIN_VMS = ("dc01", "web 02 (canary)", "db #2 & replica", "app+cache", "50% batch")
+MAIN_FOLDER = "Apps/Web"
+SCHEDULED_VMS = ("Zürich fileserver [fs]",)
+SIZE = (1400, 860)
+
+
+def wait_for(
+    signal: SignalInstance, timeout: float, until: Callable[[], bool] | None = None
+) -> bool:
+    """Run the event loop until `signal` fires (and `until()` holds), or `timeout` seconds."""
+    if until is not None and until():
+        return True
+    loop = QEventLoop()
+    timer = QTimer()
+    timer.setSingleShot(True)
+    timer.timeout.connect(loop.quit)
+
+    def check(*_args: object) -> None:
+        if until is None or until():
+            loop.quit()
+
+    signal.connect(check)
+    timer.start(int(timeout * 1000))
+    loop.exec()
+    signal.disconnect(check)
+    ok = timer.isActive() and (until is None or until())
+    timer.stop()
+    return ok
+
+
+def settle() -> None:
+    """Deliver the events already posted (layout requests of a toolbar just refilled, of a
+    table just shown) by running the event loop until a zero-delay timer fires."""
+    loop = QEventLoop()
+    QTimer.singleShot(0, loop.quit)
+    loop.exec()
+
+
+def _save(widget: QWidget, folder: Path, name: str) -> Path:
+    settle()
+    path = folder / f"{name}.png"
+    if not widget.grab().save(str(path)):
+        raise ReplicaDeskError(f"could not write {path}")
+    return path
+
+
+def render_views(out: Path, vms: int = 12) -> list[Path]:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from gui.app import create_app
+    from gui.main_window import MainWindow, Page
+
+    create_app()
+    out.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="replicadesk-render-") as tmp:
+        work = Path(tmp)
+        lab = Lab(LabOptions(vms=vms), folder=work / "lab", wan=os.geteuid() == 0)
+        state = lab.start()
+        try:
+            with Store.open(work / "replicadesk.db") as store:
+                register_lab(store, state, work / "metadata")
+                store.jobs.add(lab_job(state, MAIN_JOB, MAIN_VMS, folders=(MAIN_FOLDER,)))
+                nightly = lab_job(state, SCHEDULED_JOB, SCHEDULED_VMS, keep=14)
+                store.jobs.add(
+                    dataclasses.replace(
+                        nightly,
+                        description="File servers, every night",
+                        schedule=JobSchedule(Daily((dt.time(22, 30),))),
+                    )
+                )
+                run_job(store, MAIN_JOB)
+                churn(state, rate=8 << 20, duration=1.0)
+
+                window = MainWindow(store, poll_ms=250)
+                window.resize(*SIZE)
+                window.show()
+                window.start()
+                if not wait_for(window.watcher.jobsChanged, 10):
+                    raise ReplicaDeskError("the console did not read the database in 10 s")
+                wait_for(
+                    window.inventory_model.modelReset,
+                    30,
+                    lambda: len(window.inventory_model.inventories) == 2,
+                )
+
+                window.show_page(Page.JOBS)
+                window.jobs_view.select_key(MAIN_JOB)
+                [worker] = window.run_selected_jobs()
+                wait_for(worker.sessionStarted, 30)
+                window.open_selected_session()
+                session = window.session_windows[worker.session_id or 0]
+                session.resize(1200, 720)
+                wait_for(window.workers.idle, 120, lambda: not window.workers.busy)
+                wait_for(
+                    session.updated,
+                    10,
+                    lambda: session.detail is not None and session.detail.session.ended is not None,
+                )
+                wait_for(
+                    window.watcher.jobsChanged,
+                    10,
+                    lambda: all(r.running is None for r in window.jobs_model.records()),
+                )
+                session.tasks.fit_columns()
+                session.log.fit_columns()
+                paths.append(_save(session, out, "session"))
+                session.close()
+
+                window.jobs_view.select_key(MAIN_JOB)
+                paths.append(_save(window, out, "jobs"))
+                window.show_page(Page.REPLICAS_READY)
+                window.ready_view.table.view.selectRow(0)
+                paths.append(_save(window, out, "replicas-ready"))
+                window.show_page(Page.REPLICAS_ACTIVE)
+                paths.append(_save(window, out, "replicas-active"))
+                window.show_page(Page.LAST_24H)
+                window.last24_view.view.selectRow(0)
+                paths.append(_save(window, out, "last-24-hours"))
+                window.show_page(Page.INVENTORY)
+                view = window.inventory_view
+                index = view.proxy.mapFromSource(
+                    window.inventory_model.find(
+                        state_vm_moref(window, "db #2 & replica"), state.production.address
+                    )
+                )
+                view.tree.setCurrentIndex(index)
+                view.tree.scrollTo(index)
+                paths.append(_save(window, out, "inventory"))
+                view.filter.setText("web")
+                paths.append(_save(window, out, "inventory-filtered"))
+                view.filter.clear()
+                view.mode.setCurrentIndex(1)
+                paths.append(_save(window, out, "inventory-vms-and-templates"))
+                for page, name in (
+                    (Page.SERVERS, "managed-servers"),
+                    (Page.PROXIES, "backup-proxies"),
+                    (Page.REPOSITORIES, "repositories"),
+                    (Page.HISTORY, "history"),
+                ):
+                    window.show_page(page)
+                    if page == Page.HISTORY:
+                        window.history_view.view.selectRow(0)
+                    paths.append(_save(window, out, name))
+                window.close()
+        finally:
+            lab.stop()
+    return paths
+
+
+def state_vm_moref(window: object, name: str) -> str:
+    """The moref of the production VM called `name`, from the inventory the console loaded."""
+    from gui.main_window import MainWindow
+
+    assert isinstance(window, MainWindow)
+    for inventory in window.inventory_model.inventories.values():
+        found = inventory.vms_named(name)
+        if found:
+            return found[0].moref
+    raise ReplicaDeskError(f"the inventory has no VM named {name!r}")

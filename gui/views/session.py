@@ -1,0 +1,232 @@
+"""The session window: one run of a job, live. Per-VM rows with progress bars, processed / read /
+transferred, duration, rate and bottleneck; the run's totals and bottleneck; the log; Cancel.
+
+Fed by two sources, both through signals: the `StoreWatcher` (the session and its tasks as the
+store has them, whoever runs the job) and, when this console runs the job, the `RunJobWorker`'s
+live events (per-disk progress between the store's updates, and an immediate refresh when a VM
+starts or ends). Cancel is offered only for runs this console owns: a run of the CLI or the
+service belongs to that process, and ReplicaDesk has no way yet to ask another process to stop.
+
+The bottleneck is the stage that was busiest (Source, Proxy, Network, Target). The runner records
+only that name per VM and per session, not the busy share of every stage, so the line names the
+bottleneck without the percentages Veeam shows ("Source 12% > Proxy 80% > ...").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QDialogButtonBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.jobs.events import TaskProgress
+from core.model.runs import RunStatus, TaskSession
+from gui import format as fmt
+from gui.models.sessions import LogModel, TasksModel, log_lines, trigger_text
+from gui.snapshot import SessionDetail
+from gui.store_watcher import StoreWatcher
+from gui.views.table import ProgressDelegate, RecordTable
+from gui.workers import RunJobWorker
+
+STAGES = "Source (reading disks) > Proxy (digests, compression) > Network > Target (writing)"
+
+
+class SessionWindow(QWidget):
+    closed = Signal(int)  # session id
+    updated = Signal(object)  # the SessionDetail just shown
+
+    def __init__(
+        self,
+        session_id: int,
+        watcher: StoreWatcher,
+        worker: RunJobWorker | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent, Qt.WindowType.Window)
+        self.session_id = session_id
+        self.watcher = watcher
+        self.worker = worker
+        self.detail: SessionDetail | None = None
+        self.setWindowTitle(f"Session {session_id}")
+        self.resize(1100, 700)
+
+        self.tasks_model = TasksModel(self)
+        self.tasks = RecordTable(
+            self.tasks_model, filter_box=False, empty_text="No VM has started yet.",
+            sort_column=TasksModel.VM,
+        )
+        self.tasks.view.setItemDelegateForColumn(TasksModel.PROGRESS, ProgressDelegate(self))
+        self.log_model = LogModel(self)
+        self.log = RecordTable(
+            self.log_model, sort_column=LogModel.TIME, filter_hint="Filter the log",
+            empty_text="Nothing logged yet.",
+        )
+        self.tasks.selectionChanged.connect(self._log_for_selection)
+
+        self.fields: dict[str, QLabel] = {}
+        summary = QGroupBox("Summary")
+        grid = QGridLayout(summary)
+        names = [
+            ("Job", "Status", "Trigger"),
+            ("Start time", "End time", "Duration"),
+            ("Processed", "Read", "Transferred"),
+            ("VMs", "Rate", "Bottleneck"),
+        ]
+        for col, group in enumerate(zip(*names, strict=True)):
+            form = QFormLayout()
+            for name in group:
+                label = QLabel("")
+                label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+                self.fields[name] = label
+                form.addRow(f"{name}:", label)
+            grid.addLayout(form, 0, col)
+        self.fields["Bottleneck"].setToolTip(
+            f"The busiest stage of the data path: {STAGES}. The runner records the busiest "
+            "stage only, not each stage's share."
+        )
+
+        self.cancel_button = QPushButton("&Cancel run")
+        self.cancel_button.setToolTip("Stop the run: VMs in progress keep their previous points")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.setVisible(worker is not None)
+        buttons = QDialogButtonBox()
+        buttons.addButton(self.cancel_button, QDialogButtonBox.ButtonRole.ActionRole)
+        close = buttons.addButton(QDialogButtonBox.StandardButton.Close)
+        close.clicked.connect(self.close)
+        QShortcut(QKeySequence.StandardKey.Close, self, self.close)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.close)
+
+        vms_label = QLabel("Virtual machines")
+        vms_label.setStyleSheet("font-weight: bold")
+        log_label = QLabel("Log (select a VM to see only its lines)")
+        log_label.setStyleSheet("font-weight: bold")
+        upper = QWidget()
+        up = QVBoxLayout(upper)
+        up.setContentsMargins(0, 0, 0, 0)
+        up.addWidget(vms_label)
+        up.addWidget(self.tasks)
+        lower = QWidget()
+        low = QVBoxLayout(lower)
+        low.setContentsMargins(0, 0, 0, 0)
+        low.addWidget(log_label)
+        low.addWidget(self.log)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(upper)
+        split.addWidget(lower)
+        split.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.addWidget(summary)
+        layout.addWidget(split, 1)
+        layout.addWidget(buttons)
+
+        # Durations and rates of running VMs grow with the clock: repaint them once a second.
+        self._tick = QTimer(self)
+        self._tick.setInterval(1000)
+        self._tick.timeout.connect(self._repaint_running)
+        self._tick.start()
+
+        watcher.sessionChanged.connect(self._on_detail)
+        if worker is not None:
+            worker.taskProgress.connect(self._on_progress)
+            worker.taskStarted.connect(lambda _e: watcher.refresh())
+            worker.taskFinished.connect(lambda _e: watcher.refresh())
+            worker.sessionFinished.connect(lambda _e: watcher.refresh())
+            worker.done.connect(self._worker_done)
+        watcher.watch(session_id)
+
+    # -- updates ----------------------------------------------------------------------------------
+
+    def _on_detail(self, detail: SessionDetail) -> None:
+        if detail.session.id != self.session_id:
+            return
+        self.detail = detail
+        self.tasks_model.set_rows(detail.tasks)
+        self.log_model.set_rows(log_lines(detail.session, detail.tasks))
+        self._show_summary()
+        self.updated.emit(detail)
+
+    def _on_progress(self, event: TaskProgress) -> None:
+        if event.session_id == self.session_id:
+            self.tasks_model.apply_progress(event)
+
+    def _worker_done(self) -> None:
+        self.cancel_button.hide()
+
+    def _repaint_running(self) -> None:
+        if self.detail is None or self.detail.session.ended is not None:
+            return
+        for row, task in enumerate(self.tasks_model.records()):
+            if task.status == RunStatus.RUNNING:
+                self.tasks_model.refresh_row(row)
+        self._show_summary()
+
+    def _show_summary(self) -> None:
+        if self.detail is None:
+            return
+        s = self.detail.session
+        tasks = self.detail.tasks
+        f = self.fields
+        self.setWindowTitle(f"{s.job}: session {s.id} ({fmt.status(s.status)})")
+        f["Job"].setText(s.job)
+        f["Status"].setText(fmt.status(s.status))
+        f["Trigger"].setText(trigger_text(s))
+        f["Start time"].setText(fmt.when(s.started))
+        f["End time"].setText(fmt.when(s.ended, "running"))
+        seconds = fmt.elapsed(s.started, s.ended, dt.datetime.now(dt.UTC))
+        f["Duration"].setText(fmt.duration(seconds))
+        done_bytes = sum(self.tasks_model.processed_bytes(t) for t in tasks)
+        f["Processed"].setText(fmt.size(max(s.stats.processed_bytes, done_bytes)))
+        f["Read"].setText(fmt.size(sum(t.stats.read_bytes for t in tasks)))
+        f["Transferred"].setText(fmt.size(sum(t.stats.transferred_bytes for t in tasks)))
+        ended = sum(1 for t in tasks if t.status != RunStatus.RUNNING)
+        f["VMs"].setText(f"{ended} of {len(tasks)} done")
+        processed = max(s.stats.processed_bytes, done_bytes)
+        f["Rate"].setText(fmt.rate(processed / seconds) if seconds > 0 else "")
+        f["Bottleneck"].setText(_bottleneck(s.stats.bottleneck, tasks))
+        if s.ended is not None:
+            self.cancel_button.hide()
+
+    def _log_for_selection(self) -> None:
+        chosen = {t.vm_name for t in self.tasks.selected()}
+        if not chosen:
+            self.log.proxy.set_predicate(None)
+        else:
+            self.log.proxy.set_predicate(lambda line: line.vm in chosen)
+
+    # -- actions ----------------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            self.cancel_button.setEnabled(False)
+            self.cancel_button.setText("Cancelling...")
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._tick.stop()
+        self.watcher.unwatch(self.session_id)
+        self.closed.emit(self.session_id)
+        super().closeEvent(event)
+
+
+def _bottleneck(session_value: object, tasks: tuple[TaskSession, ...]) -> str:
+    """The session's bottleneck, or while it runs the one most of its VMs report."""
+    if session_value:
+        return str(session_value)
+    counts: dict[str, int] = {}
+    for t in tasks:
+        if t.stats.bottleneck:
+            counts[str(t.stats.bottleneck)] = counts.get(str(t.stats.bottleneck), 0) + 1
+    if not counts:
+        return "not known yet"
+    return max(counts, key=lambda k: counts[k])
