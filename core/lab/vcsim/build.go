@@ -439,6 +439,7 @@ func (l *lab) buildVM(ctx context.Context, c *vim25.Client, v vm, st *dcState) e
 		if err := waitTask(ctx, task, err); err != nil {
 			return fmt.Errorf("power on: %w", err)
 		}
+		syncTools(ref)
 	}
 	return nil
 }

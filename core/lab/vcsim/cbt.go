@@ -29,6 +29,7 @@
 //     log (old change IDs become invalid, as when VMware deletes the -ctk file); turning it on
 //     sets the live disks' backing.changeId. A disk whose capacity changed starts a new epoch at
 //     its next snapshot or query.
+//   - PowerOnVM_Task, PowerOffVM_Task, ShutdownGuest: the VM's Tools state follows (tools.go).
 package main
 
 import (
@@ -58,7 +59,8 @@ func newCBT(dir string, maxAreas int) *cbt {
 
 var watched = [][]byte{
 	[]byte("QueryChangedDiskAreas"), []byte("CreateSnapshot_Task"), []byte("ReconfigVM_Task"),
-	[]byte("Rename_Task"),
+	[]byte("Rename_Task"), []byte("PowerOnVM_Task"), []byte("PowerOffVM_Task"),
+	[]byte("ShutdownGuest"),
 }
 
 func (c *cbt) wrap(next http.Handler) http.Handler {
@@ -106,6 +108,12 @@ func (c *cbt) wrap(next http.Handler) http.Handler {
 			c.createSnapshot(w, r, next, req)
 		case *types.ReconfigVM_Task:
 			c.reconfigure(w, r, next, req)
+		case *types.PowerOnVM_Task:
+			powerThenTools(w, r, next, req.This)
+		case *types.PowerOffVM_Task:
+			powerThenTools(w, r, next, req.This)
+		case *types.ShutdownGuest:
+			powerThenTools(w, r, next, req.This)
 		default:
 			next.ServeHTTP(w, r)
 		}
