@@ -10,8 +10,10 @@ of its 1 MiB blocks at random places, and times on the same data, in one run:
     ours, offsite over loopback TLS (full, then incremental with changed areas)
 
 Every one of our runs is a separate `replicadesk` process, so its peak memory (max RSS from
-wait4) is its own; the mover service's peak is read when it exits. All data is in the page
-cache for every contender (the image was just written). Prints figures; asserts nothing.
+wait4) is its own; the mover service's peak is read when it exits. Before each timed run the
+files it reads are read once (page cache warm for every contender alike: other work on the
+machine can evict them, which made a digests run read from disk at 7x the time). Prints figures;
+asserts nothing.
 
     .venv/bin/python benchmarks/engine_bench.py [--size-gib 4] [--dir /var/tmp]
 """
@@ -49,6 +51,14 @@ def timed(cmd: list[str]) -> tuple[float, int, str]:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err}")
     return seconds, usage.ru_maxrss * 1024, out
+
+
+def warm(*paths: Path) -> None:
+    """Read files through once so every contender starts with them in the page cache."""
+    for path in paths:
+        with open(path, "rb", buffering=0) as f:
+            while f.read(8 << 20):
+                pass
 
 
 def replicadesk(*args: str) -> list[str]:
@@ -115,11 +125,13 @@ def main() -> int:
         write_image(image, size, seed=42)
         print(f"image: {size / MIB:,.0f} MiB in {time.perf_counter() - t0:.1f} s at {image}")
         meta_a, meta_b = work / "meta-a", work / "meta-b"
+        warm(image)
         full = ours(
             "ours: full onsite copy",
             [str(image), str(work / "rep-a"), "--metadata-dir", str(meta_a)],
             rows,
         )
+        warm(image)
         cp = tool(
             "cp --sparse=always",
             ["cp", "--sparse=always", str(image), str(work / "rsync-copy.img")],
@@ -139,11 +151,13 @@ def main() -> int:
             f"changed {len(areas)} blocks of 1 MiB ({len(areas) * MIB / size:.1%}) at random places"
         )
 
+        warm(image)
         inc = ours(
             "ours: incremental, digests",
             [str(image), str(work / "rep-a"), "--metadata-dir", str(meta_a)],
             rows,
         )
+        warm(image)
         cbt = ours(
             "ours: incremental, changed areas",
             [
@@ -156,6 +170,7 @@ def main() -> int:
             ],
             rows,
         )
+        warm(image, work / "rsync-copy.img")
         rs = tool(
             "rsync --inplace --no-whole-file",
             ["rsync", "--inplace", "--no-whole-file", str(image), str(work / "rsync-copy.img")],
