@@ -359,3 +359,26 @@ class FailoverNetworkError(FailoverError):
 
 class FailbackError(FailoverError):
     """Failback of replica {}: {}"""
+
+
+# --- failover plans and planning (core.plans, core.planning) -----------------------------------
+
+
+class PlanError(ReplicaDeskError):
+    """Failover plan {}: {}"""
+
+    exit_code = 50
+
+
+class PlanScriptError(PlanError):
+    """Failover plan {}: {}"""
+
+
+class PlanningError(ReplicaDeskError):
+    """Planning: {}"""
+
+    exit_code = 40
+
+
+class ReplicaBackupRefusedError(PlanningError):
+    """A backup of {} is refused: {}"""

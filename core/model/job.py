@@ -20,6 +20,8 @@ from core.model.reip import ReIpRule, check_rules
 from core.model.schedule import AfterJob, JobSchedule
 
 MAX_RESTORE_POINTS = 28  # VMware's snapshot limit per VM
+DEFAULT_RPO_MINUTES = 24 * 60
+MAX_RPO_MINUTES = 31 * 24 * 60
 DEFAULT_SUFFIX = "_replica"
 _SUFFIX_FORBIDDEN = set('/\\%*?"<>|')
 
@@ -58,6 +60,9 @@ class JobSettings:
     use_cbt: bool = True
     enable_cbt: bool = True  # turn CBT on for VMs that have it off
     quiesce: bool = False  # quiesce the guest file systems (VMware Tools) for the snapshot
+    # The recovery point objective: a VM whose newest restore point is older is in violation
+    # (core.planning.rpo raises the alarm; the readiness report of a failover plan checks it).
+    rpo_minutes: int = DEFAULT_RPO_MINUTES
 
     def __post_init__(self) -> None:
         fields.name("repository", self.repository)
@@ -73,6 +78,7 @@ class JobSettings:
         fields.flag("use_cbt", self.use_cbt)
         fields.flag("enable_cbt", self.enable_cbt)
         fields.flag("quiesce", self.quiesce)
+        fields.integer("rpo_minutes", self.rpo_minutes, 1, MAX_RPO_MINUTES)
         if self.enable_cbt and not self.use_cbt:
             raise InvalidSettingError(
                 "enable_cbt", "needs use_cbt: CBT would be enabled for nothing"

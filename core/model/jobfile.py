@@ -8,7 +8,7 @@ The file mirrors the wizard (see `example_job_document` in the tests for a full 
     network:      same_name, mappings[]{source, target}
     reip[]:       source, source_mask, target, target_mask, gateway, dns[], wins[], description
     settings:     repository, replica_suffix, restore_points, block_size, compression,
-                  use_cbt, enable_cbt, quiesce
+                  use_cbt, enable_cbt, quiesce, rpo_minutes
     transfer:     source_proxies, target_proxies ("automatic" or a list of proxy names),
                   transport_modes ("automatic" or a list of direct, hotadd, network)
     schedule:     enabled, one of daily{at[], days[]} / periodic{every, unit, offset_minutes} /
@@ -266,10 +266,11 @@ def _settings(value: object, path: str) -> JobSettings:
     use_cbt = m.get("use_cbt", _bool, defaults.use_cbt)
     enable_cbt = m.get("enable_cbt", _bool, defaults.enable_cbt)
     quiesce = m.get("quiesce", _bool, defaults.quiesce)
+    rpo = m.get("rpo_minutes", _int, defaults.rpo_minutes)
     m.done()
     with _under(path):
         return JobSettings(
-            repository, suffix, points, block, compression, use_cbt, enable_cbt, quiesce
+            repository, suffix, points, block, compression, use_cbt, enable_cbt, quiesce, rpo
         )
 
 
@@ -578,6 +579,7 @@ def job_to_document(job: ReplicationJob) -> dict[str, Any]:
             "use_cbt": s.use_cbt,
             "enable_cbt": s.enable_cbt,
             "quiesce": s.quiesce,
+            "rpo_minutes": s.rpo_minutes,
         },
         "transfer": {
             "source_proxies": _proxies_doc(job.transfer.source_proxies),

@@ -23,6 +23,10 @@ Tables (every time is ISO 8601 UTC text; JSON columns hold lists or job document
     run_snapshots   (server, vm_moref, snapshot_moref) PK, session_id: snapshots runs took
     hotadd_disks    id PK, server, proxy_vm, controller_key, unit_number, device_key, file,
                     source_vm, session_id: source disks runs attached to a proxy VM
+    plans           name PK, definition (the plan document, JSON)
+    plan_sessions   id PK, plan, action (run, undo, test), status, times, point_in_time, owner
+    plan_steps      id PK, session_id -> plan_sessions, time, kind, item, replica_id, severity,
+                    message, op_session (the replica operation's session), seconds
 """
 
 from __future__ import annotations
@@ -281,6 +285,50 @@ def m0008_guest_addresses(db: Database) -> None:
     """The source VM's guest addresses per NIC as the last run saw them: re-IP at failover
     works from these when the production vCenter is gone."""
     _sql(db, "ALTER TABLE replicas ADD COLUMN guest_addresses TEXT")
+
+
+@migrations(name="0009_failover_plans")
+def m0009_failover_plans(db: Database) -> None:
+    """Failover plans (their plan document) and plan sessions: a run, undo or test of a plan,
+    with every step it took (time, kind, item, the replica operation's session)."""
+    _sql(
+        db,
+        """
+        CREATE TABLE plans (
+            name TEXT PRIMARY KEY,
+            definition TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE plan_sessions (
+            id INTEGER PRIMARY KEY,
+            plan TEXT NOT NULL,
+            action TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('running', 'success', 'warning', 'failed')),
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            point_in_time TEXT,
+            owner_host TEXT NOT NULL,
+            owner_pid INTEGER NOT NULL,
+            owner_started INTEGER NOT NULL,
+            owner_boot TEXT NOT NULL
+        );
+        CREATE INDEX plan_sessions_by_plan ON plan_sessions (plan, started_at);
+        CREATE TABLE plan_steps (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES plan_sessions(id) ON DELETE CASCADE,
+            time TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            item TEXT NOT NULL DEFAULT '',
+            replica_id INTEGER,
+            severity TEXT NOT NULL CHECK (severity IN ('info', 'warning', 'error')),
+            message TEXT NOT NULL,
+            op_session INTEGER,
+            seconds REAL NOT NULL DEFAULT 0
+        );
+        CREATE INDEX plan_steps_by_session ON plan_steps (session_id, id)
+        """,
+    )
 
 
 def names() -> list[str]:

@@ -23,6 +23,7 @@ from core.store.hotadd import HotAddDisks
 from core.store.infra import Credentials, Proxies, Repositories, Servers
 from core.store.jobs import Jobs
 from core.store.locks import Locks
+from core.store.plans import Plans, PlanSessions
 from core.store.replicas import Replicas, RunSnapshots
 from core.store.secrets import SecretBox
 from core.store.sessions import Sessions
@@ -49,6 +50,8 @@ class Store:
         self.run_snapshots = RunSnapshots(conn)
         self.hotadd_disks = HotAddDisks(conn)
         self.locks = Locks(conn)
+        self.plans = Plans(conn)
+        self.plan_sessions = PlanSessions(conn)
 
     @classmethod
     def open(
