@@ -1,0 +1,335 @@
+"""Run, undo and test a failover plan: what `replicadesk plan run|undo|test` and the console call.
+
+Run: the pre-script (its failure stops the plan), then the items group by group
+(core.plans.schedule): each is a failover now of its replica (core.failover.operations) to its
+latest point, or, for a point in time, to the newest point made at or before it (chosen for
+every VM before anything starts: a VM without such a point stops the plan then). A replica
+already failed over (or failed over permanently) is skipped with a line saying so. After
+power-on (and the re-IP check the failover does) the guest's heartbeat (VMware Tools running) is
+awaited when the item asks for it; a heartbeat that does not come is a warning and the plan goes
+on. Then the post-script. Undo: every failed-over replica of the plan is brought back (undo
+failover), last group first, in batches of `max_parallel`. Test: a test failover of every item
+on an isolated network (core.failover.drill) in the plan's order (no delays: nothing depends on
+a test), heartbeats checked, then all cleaned up (unless kept, for `cleanup_plan_test`).
+Every step is in the plan session; each replica operation is also a session of its job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from core.errors import FailoverError, PlanError, PlanScriptError, ReplicaDeskError
+from core.failover import drill, operations
+from core.failover.session import FAILED_OVER, OperationResult
+from core.jobs import servers
+from core.model.plans import FailoverPlan, PlanAction, PlanScript, StepKind
+from core.model.replicas import ReplicaState
+from core.model.runs import RunStatus, Severity
+from core.plans.resolve import Resolved, point_at, resolve
+from core.plans.schedule import ItemResult, Outcome, Recorder, bring_up, guarded
+from core.plans.scripts import run_script
+from core.store.store import Store
+from core.vsphere import power
+from core.vsphere.connection import VSphereClient
+from core.vsphere.inventory import read_inventory
+
+HEARTBEAT_POLL = 0.25
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    session_id: int
+    plan: str
+    action: PlanAction
+    status: RunStatus
+    items: tuple[ItemResult, ...]
+
+
+def _finish(
+    store: Store, rec: Recorder, plan: FailoverPlan, action: PlanAction, items: list[ItemResult]
+) -> PlanResult:
+    status = rec.status()
+    store.plan_sessions.finish(rec.session_id, status)
+    return PlanResult(rec.session_id, plan.name, action, status, tuple(items))
+
+
+def _script(rec: Recorder, plan: FailoverPlan, which: str, script: PlanScript) -> None:
+    result = run_script(
+        plan.name,
+        which,
+        script,
+        PlanAction.RUN,
+        lambda line: rec.step(StepKind.INFO, f"{which}: {line}"),
+    )
+    rec.step(StepKind.SCRIPT, f"the {which} ran in {result.seconds:.1f} s: {script.command}")
+
+
+def _op_warnings(rec: Recorder, r: Resolved, result: OperationResult) -> tuple[str, ...]:
+    for w in result.warnings:
+        rec.step(
+            StepKind.INFO,
+            w,
+            item=r.name,
+            replica_id=r.replica.id,
+            severity=Severity.WARNING,
+            op_session=result.session_id,
+        )
+    return result.warnings
+
+
+def wait_heartbeat(client: VSphereClient, vm: str, timeout: float) -> float | None:
+    """Seconds until VMware Tools report running in the guest; None after `timeout`."""
+    start = time.monotonic()
+    while True:
+        if power.guest_state(client, vm).tools_running:
+            return time.monotonic() - start
+        if time.monotonic() - start >= timeout:
+            return None
+        time.sleep(HEARTBEAT_POLL)
+
+
+def _heartbeat(store: Store, rec: Recorder, r: Resolved, vm: str) -> str:
+    """Wait for the heartbeat of `vm` on the replica's DR server; "" or a warning."""
+    item = r.item
+    try:
+        with servers.connect_stored(store, r.replica.target_server, keepalive=False) as client:
+            seconds = wait_heartbeat(client, vm, item.heartbeat_timeout)
+    except ReplicaDeskError as e:
+        seconds, problem = None, f"its heartbeat could not be read: {e}"
+    else:
+        problem = f"no heartbeat (VMware Tools) within {item.heartbeat_timeout:g} s"
+    if seconds is None:
+        rec.step(
+            StepKind.HEARTBEAT,
+            problem + ": going on without it",
+            item=r.name,
+            replica_id=r.replica.id,
+            severity=Severity.WARNING,
+        )
+        return problem
+    rec.step(
+        StepKind.HEARTBEAT,
+        f"heartbeat after {seconds:.1f} s",
+        item=r.name,
+        replica_id=r.replica.id,
+    )
+    return ""
+
+
+def run_plan(
+    store: Store,
+    name: str,
+    *,
+    point_in_time: dt.datetime | None = None,
+    reip_timeout: float = operations.REIP_TIMEOUT,
+) -> PlanResult:
+    """Fail the plan's VMs over, group by group (latest points, or the newest point at or
+    before `point_in_time` for each VM)."""
+    plan = store.plans.get(name)
+    resolved = resolve(store, plan)
+    points: dict[int, int] = {}
+    if point_in_time is not None:
+        if point_in_time.tzinfo is None:
+            raise PlanError(plan.name, "the point in time needs a time zone")
+        for r in resolved:
+            if r.replica.state == ReplicaState.READY:
+                points[r.replica.id] = point_at(store, plan.name, r.replica, point_in_time).number
+    session = store.plan_sessions.start(plan.name, PlanAction.RUN, point_in_time)
+    rec = Recorder(store, session.id)
+    target = (
+        "the latest restore points"
+        if point_in_time is None
+        else f"the restore points at {point_in_time.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+    )
+    rec.step(StepKind.INFO, f"failover plan {plan.name!r}: {len(resolved)} VMs to {target}")
+    if plan.pre_script is not None:
+        try:
+            _script(rec, plan, "pre-script", plan.pre_script)
+        except PlanScriptError as e:
+            rec.step(StepKind.SCRIPT, f"{e}: the plan stops here", severity=Severity.ERROR)
+            return _finish(store, rec, plan, PlanAction.RUN, [])
+
+    def failover(r: Resolved) -> ItemResult:
+        replica = store.replicas.get(r.replica.id)
+        if replica.state in FAILED_OVER or replica.state == ReplicaState.PERMANENT_FAILOVER:
+            message = f"skipped: {replica.replica_name!r} is already failed over ({replica.state})"
+            rec.step(StepKind.SKIP, message, item=r.name, replica_id=replica.id)
+            return ItemResult(r.name, replica.id, Outcome.SKIPPED, message)
+        point = points.get(replica.id)
+        rec.step(
+            StepKind.START,
+            f"failover of {replica.replica_name!r} to "
+            + ("its latest restore point" if point is None else f"restore point {point}"),
+            item=r.name,
+            replica_id=replica.id,
+        )
+        result = operations.failover(store, replica.id, point, reip_timeout=reip_timeout)
+        warnings = list(_op_warnings(rec, r, result))
+        rec.step(
+            StepKind.POWERED_ON,
+            f"{replica.replica_name!r} is powered on ({result.replica.state})",
+            item=r.name,
+            replica_id=replica.id,
+            op_session=result.session_id,
+        )
+        if r.item.wait_heartbeat and replica.replica_moref:
+            problem = _heartbeat(store, rec, r, replica.replica_moref)
+            if problem:
+                warnings.append(problem)
+        rec.step(StepKind.UP, "up", item=r.name, replica_id=replica.id)
+        return ItemResult(r.name, replica.id, Outcome.UP, "", tuple(warnings), result.session_id)
+
+    items = bring_up(rec, plan, resolved, failover)
+    if plan.post_script is not None:
+        try:
+            _script(rec, plan, "post-script", plan.post_script)
+        except PlanScriptError as e:
+            rec.step(StepKind.SCRIPT, str(e), severity=Severity.WARNING)
+    return _finish(store, rec, plan, PlanAction.RUN, items)
+
+
+def _batches(
+    rec: Recorder,
+    plan: FailoverPlan,
+    resolved: Sequence[Resolved],
+    action: Callable[[Resolved], ItemResult],
+) -> list[ItemResult]:
+    """`action` on every item, last group first (reverse boot order inside a group), in
+    batches of `max_parallel` run together; each batch ends before the next starts."""
+    by_name = {r.name: r for r in resolved}
+    order = [by_name[it.name] for _, items in reversed(plan.groups()) for it in reversed(items)]
+    out: list[ItemResult] = []
+    size = plan.max_parallel
+    with ThreadPoolExecutor(size, thread_name_prefix="plan") as pool:
+        for n, i in enumerate(range(0, len(order), size), start=1):
+            batch = order[i : i + size]
+            rec.step(StepKind.GROUP, f"batch {n}: " + ", ".join(repr(r.name) for r in batch))
+            out += list(pool.map(guarded(action, rec), batch))
+    return out
+
+
+def undo_plan(store: Store, name: str) -> PlanResult:
+    """Undo the failover of every failed-over replica of the plan, in batches."""
+    plan = store.plans.get(name)
+    resolved = resolve(store, plan)
+    session = store.plan_sessions.start(plan.name, PlanAction.UNDO)
+    rec = Recorder(store, session.id)
+    rec.step(StepKind.INFO, f"undo of failover plan {plan.name!r}: {len(resolved)} VMs")
+
+    def undo(r: Resolved) -> ItemResult:
+        replica = store.replicas.get(r.replica.id)
+        if replica.state not in FAILED_OVER:
+            message = f"skipped: {replica.replica_name!r} is not failed over ({replica.state})"
+            rec.step(StepKind.SKIP, message, item=r.name, replica_id=replica.id)
+            return ItemResult(r.name, replica.id, Outcome.SKIPPED, message)
+        rec.step(StepKind.START, "undo failover", item=r.name, replica_id=replica.id)
+        result = operations.undo_failover(store, replica.id)
+        warnings = _op_warnings(rec, r, result)
+        rec.step(
+            StepKind.DONE,
+            f"{replica.replica_name!r} is {result.replica.state} again",
+            item=r.name,
+            replica_id=replica.id,
+            op_session=result.session_id,
+        )
+        return ItemResult(r.name, replica.id, Outcome.UP, "", warnings, result.session_id)
+
+    return _finish(store, rec, plan, PlanAction.UNDO, _batches(rec, plan, resolved, undo))
+
+
+def run_plan_test(
+    store: Store, name: str, *, keep: bool = False, point_in_time: dt.datetime | None = None
+) -> PlanResult:
+    """Test failover of every VM of the plan on isolated networks, in the plan's order; then
+    everything is cleaned up unless `keep` (then `cleanup_plan_test` does it)."""
+    plan = store.plans.get(name)
+    resolved = resolve(store, plan)
+    points: dict[int, int] = {}
+    if point_in_time is not None:
+        for r in resolved:
+            points[r.replica.id] = point_at(store, plan.name, r.replica, point_in_time).number
+    session = store.plan_sessions.start(plan.name, PlanAction.TEST, point_in_time)
+    rec = Recorder(store, session.id)
+    rec.step(
+        StepKind.INFO,
+        f"test of failover plan {plan.name!r}: {len(resolved)} VMs on isolated networks; "
+        "replication goes on",
+    )
+
+    def test(r: Resolved) -> ItemResult:
+        replica = store.replicas.get(r.replica.id)
+        rec.step(StepKind.START, "test failover", item=r.name, replica_id=replica.id)
+        result = drill.start_test_failover(store, replica.id, points.get(replica.id))
+        warnings = list(_op_warnings(rec, r, result))
+        test_vm = _test_vm(store, r)
+        rec.step(
+            StepKind.POWERED_ON,
+            f"test VM {replica.replica_name + drill.TEST_SUFFIX!r} is powered on",
+            item=r.name,
+            replica_id=replica.id,
+            op_session=result.session_id,
+        )
+        if r.item.wait_heartbeat:
+            problem = _heartbeat(store, rec, r, test_vm)
+            if problem:
+                warnings.append(problem)
+        rec.step(StepKind.UP, "up", item=r.name, replica_id=replica.id)
+        return ItemResult(r.name, replica.id, Outcome.UP, "", tuple(warnings), result.session_id)
+
+    items = bring_up(rec, plan, resolved, test, with_delays=False)
+    if not keep:
+        started = [
+            r for r in resolved if any(i.name == r.name and i.outcome == Outcome.UP for i in items)
+        ]
+        _cleanup(store, rec, plan, started)
+    else:
+        rec.step(StepKind.INFO, "the test VMs are kept: clean the test up when done")
+    return _finish(store, rec, plan, PlanAction.TEST, items)
+
+
+def _test_vm(store: Store, r: Resolved, must: bool = True) -> str:
+    """The moref of the replica's test VM ("" when there is none and not `must`)."""
+    name = r.replica.replica_name + drill.TEST_SUFFIX
+    with servers.connect_stored(store, r.replica.target_server, keepalive=False) as client:
+        found = read_inventory(client).vms_named(name)
+    if len(found) != 1:
+        if not must and not found:
+            return ""
+        raise FailoverError(r.replica.replica_name, f"the test VM {name!r} is not there")
+    return found[0].moref
+
+
+def _cleanup(
+    store: Store, rec: Recorder, plan: FailoverPlan, resolved: Sequence[Resolved]
+) -> list[ItemResult]:
+    def clean(r: Resolved) -> ItemResult:
+        if not _test_vm(store, r, must=False):
+            message = "skipped: no test VM of it is running"
+            rec.step(StepKind.SKIP, message, item=r.name, replica_id=r.replica.id)
+            return ItemResult(r.name, r.replica.id, Outcome.SKIPPED, message)
+        result = drill.cleanup_test_failover(store, r.replica.id)
+        warnings = _op_warnings(rec, r, result)
+        rec.step(
+            StepKind.DONE,
+            "test cleaned up",
+            item=r.name,
+            replica_id=r.replica.id,
+            op_session=result.session_id,
+        )
+        return ItemResult(r.name, r.replica.id, Outcome.UP, "", warnings, result.session_id)
+
+    return _batches(rec, plan, resolved, clean)
+
+
+def cleanup_plan_test(store: Store, name: str) -> PlanResult:
+    """Clean up a kept plan test: every item's test failover that is still there."""
+    plan = store.plans.get(name)
+    resolved = resolve(store, plan)
+    session = store.plan_sessions.start(plan.name, PlanAction.TEST)
+    rec = Recorder(store, session.id)
+    rec.step(StepKind.INFO, f"cleanup of the test of failover plan {plan.name!r}")
+    return _finish(store, rec, plan, PlanAction.TEST, _cleanup(store, rec, plan, resolved))
