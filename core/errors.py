@@ -381,4 +381,4 @@ class PlanningError(ReplicaDeskError):
 
 
 class ReplicaBackupRefusedError(PlanningError):
-    """A backup of {} is refused: {}"""
+    """A backup of {!r} is refused: {}"""

@@ -16,7 +16,7 @@ from core.failover.drill import TEST_SUFFIX
 from core.store.store import Store
 
 REASON = (
-    "it is a replica: a replica VM was never started, so changed block tracking (CBT) cannot "
+    "it is a replica VM, which was never started, so changed block tracking (CBT) cannot "
     "be used on it and its changes are written by replication, not tracked by VMware; back up "
     "the source VM {source!r} on {server} instead"
 )
