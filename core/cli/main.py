@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     from core.cli import (
         demo,
         disk,
+        estimate,
         failover,
         history,
         infra,
@@ -37,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
         jobrun,
         lab,
         mover,
+        plans,
         service,
     )
     from core.cli.context import default_db
@@ -63,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     inventory.register(sub)
     jobrun.register(job.register(sub))
     failover.register(history.register(sub))
+    plans.register(sub)
+    estimate.register(sub)
     service.register(sub)
     _register_console(sub)
     return parser
