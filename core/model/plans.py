@@ -341,7 +341,6 @@ def replace_items(plan: FailoverPlan, changes: Mapping[str, Mapping[str, Any]]) 
     return replace(plan, items=tuple(items))
 
 
-
 # --- plan sessions -----------------------------------------------------------------------------
 
 

@@ -70,9 +70,7 @@ class Plans:
         with self._conn.write() as db:
             if _one(db, "SELECT 1 FROM plans WHERE name = ?", (name,)) is None:
                 raise NotFoundError("failover plan", name)
-            if name != plan.name and _one(
-                db, "SELECT 1 FROM plans WHERE name = ?", (plan.name,)
-            ):
+            if name != plan.name and _one(db, "SELECT 1 FROM plans WHERE name = ?", (plan.name,)):
                 raise AlreadyExistsError("failover plan", plan.name)
             db.execute(
                 "UPDATE plans SET name = ?, definition = ?, updated_at = ? WHERE name = ?",
