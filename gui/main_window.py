@@ -467,7 +467,8 @@ class MainWindow(QMainWindow):
             self.act_stop.setStatusTip(
                 "Stop the selected jobs' runs: VMs in progress keep their previous restore points"
             )
-        self.act_stats.setEnabled(self._selected_session_id() is not None)
+        # A run started here opens its session window as soon as it has a session.
+        self.act_stats.setEnabled(bool(ours) or self._selected_session_id() is not None)
 
     def run_selected_jobs(self) -> list[RunJobWorker]:
         started = []

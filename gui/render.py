@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QTimer, SignalInstance
+from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal, SignalInstance
 from PySide6.QtWidgets import QWidget
 
 from core.errors import ReplicaDeskError
@@ -39,25 +39,50 @@ SCHEDULED_VMS = ("Zürich fileserver [fs]",)
 SIZE = (1400, 860)
 
 
+class Relay(QObject):
+    """Re-emits a signal on the GUI thread. A signal of a worker connected to a plain function
+    runs it on the worker's thread; connected to this QObject's method it is queued here."""
+
+    fired = Signal()
+
+    def __init__(
+        self, signal: SignalInstance, accept: Callable[..., bool] | None = None
+    ) -> None:
+        super().__init__()
+        self.args: tuple[object, ...] = ()
+        self.count = 0
+        self._accept = accept
+        signal.connect(self.forward)
+
+    def forward(self, *args: object) -> None:
+        """Runs on the GUI thread; fires only for arguments `accept` takes (when given)."""
+        if self._accept is not None and not self._accept(*args):
+            return
+        self.args = args
+        self.count += 1
+        self.fired.emit()
+
+
 def wait_for(
     signal: SignalInstance, timeout: float, until: Callable[[], bool] | None = None
 ) -> bool:
     """Run the event loop until `signal` fires (and `until()` holds), or `timeout` seconds."""
     if until is not None and until():
         return True
+    relay = Relay(signal)
     loop = QEventLoop()
     timer = QTimer()
     timer.setSingleShot(True)
     timer.timeout.connect(loop.quit)
 
-    def check(*_args: object) -> None:
+    def check() -> None:
         if until is None or until():
             loop.quit()
 
-    signal.connect(check)
+    relay.fired.connect(check)
     timer.start(int(timeout * 1000))
     loop.exec()
-    signal.disconnect(check)
+    signal.disconnect(relay.forward)
     ok = timer.isActive() and (until is None or until())
     timer.stop()
     return ok

@@ -46,6 +46,7 @@ class StoreWatcher(QObject):
     _watch = Signal(int)
     _unwatch = Signal(int)
     _poll_now = Signal()
+    _stop = Signal()
 
     def __init__(
         self, store: Store, interval_ms: int = DEFAULT_INTERVAL_MS, full_every: int = FULL_EVERY
@@ -64,6 +65,7 @@ class StoreWatcher(QObject):
         self._watch.connect(self._add_watch)
         self._unwatch.connect(self._remove_watch)
         self._poll_now.connect(self.poll)
+        self._stop.connect(self._end)
 
     # -- called from the GUI thread ---------------------------------------------------------------
 
@@ -79,7 +81,7 @@ class StoreWatcher(QObject):
     def stop(self) -> None:
         """Stop polling and end the thread (a read in progress finishes first: milliseconds)."""
         if self._thread is not None:
-            self._thread.quit()
+            self._stop.emit()  # queued: the timer stops on its own thread, which then quits
             self._thread.wait()
             self._thread = None
 
@@ -101,8 +103,6 @@ class StoreWatcher(QObject):
         timer.setInterval(self._interval)
         timer.timeout.connect(self.poll)
         self._timer = timer
-        thread = self.thread()
-        thread.finished.connect(self._end)
         timer.start()
         self._version = None
         self.poll()
@@ -111,9 +111,12 @@ class StoreWatcher(QObject):
     def _end(self) -> None:
         if self._timer is not None:
             self._timer.stop()
+            self._timer.deleteLater()
+            self._timer = None
         if self._counter is not None:
             self._counter.close()
             self._counter = None
+        self.thread().quit()
 
     @Slot(int)
     def _add_watch(self, session_id: int) -> None:

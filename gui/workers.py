@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from core.errors import ReplicaDeskError
 from core.jobs import events as ev
@@ -158,7 +158,9 @@ class Workers(QObject):
         thread.setObjectName(type(worker).__name__)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
-        worker.done.connect(thread.quit)
+        # Direct: the thread ends itself (QThread.quit is thread-safe), so `wait_all` can block
+        # the GUI thread without waiting on a quit queued to that very thread.
+        worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         # A bound slot of this GUI-thread object: queued, so the bookkeeping runs here.
         thread.finished.connect(self._thread_finished)
         self._threads[thread] = worker

@@ -139,9 +139,11 @@ class SessionWindow(QWidget):
         watcher.sessionChanged.connect(self._on_detail)
         if worker is not None:
             worker.taskProgress.connect(self._on_progress)
-            worker.taskStarted.connect(lambda _e: watcher.refresh())
-            worker.taskFinished.connect(lambda _e: watcher.refresh())
-            worker.sessionFinished.connect(lambda _e: watcher.refresh())
+            # Bound methods of this window, not lambdas: PySide queues a signal from the worker's
+            # thread only to a QObject's method; a lambda would run on the worker thread.
+            worker.taskStarted.connect(self._read_store)
+            worker.taskFinished.connect(self._read_store)
+            worker.sessionFinished.connect(self._read_store)
             worker.done.connect(self._worker_done)
         watcher.watch(session_id)
 
@@ -155,6 +157,9 @@ class SessionWindow(QWidget):
         self.log_model.set_rows(log_lines(detail.session, detail.tasks))
         self._show_summary()
         self.updated.emit(detail)
+
+    def _read_store(self, _event: object) -> None:
+        self.watcher.refresh()
 
     def _on_progress(self, event: TaskProgress) -> None:
         if event.session_id == self.session_id:

@@ -39,14 +39,14 @@ def qapp() -> QApplication:
     return create_app(["replicadesk-tests"])
 
 
-def lab_options() -> LabOptions:
-    return LabOptions(vms=6, disk_mib=(16, 40))
-
-
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
+def lab(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LabState]:
+    """The module's `LAB_OPTIONS` when it has some (bigger disks make runs last)."""
+    options = getattr(request.module, "LAB_OPTIONS", LabOptions(vms=6, disk_mib=(16, 40)))
     folder = tmp_path_factory.mktemp("lab")
-    with Lab(lab_options(), folder=folder, wan=os.geteuid() == 0) as state:
+    with Lab(options, folder=folder, wan=os.geteuid() == 0) as state:
         yield state
 
 
