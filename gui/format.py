@@ -31,7 +31,7 @@ def when(value: dt.datetime | None, empty: str = "") -> str:
 
 
 def duration(seconds: float) -> str:
-    """"0:42", "12:05", "3:04:05" (hours only when needed)."""
+    """ "0:42", "12:05", "3:04:05" (hours only when needed)."""
     total = max(0, round(seconds))
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)

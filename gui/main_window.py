@@ -196,7 +196,11 @@ class MainWindow(QMainWindow):
             self.stack.addWidget(self.pages[page])
 
     def _action(
-        self, text: str, icon: QStyle.StandardPixmap, shortcut: QKeySequence | str, tip: str
+        self,
+        text: str,
+        icon: QStyle.StandardPixmap,
+        shortcut: QKeySequence | QKeySequence.StandardKey | str,
+        tip: str,
     ) -> QAction:
         action = QAction(self.style().standardIcon(icon), text, self)
         action.setShortcut(QKeySequence(shortcut))
@@ -212,23 +216,33 @@ class MainWindow(QMainWindow):
             "&Run Job", sp.SP_MediaPlay, "Ctrl+R", "Run the selected jobs now"
         )
         self.act_stop = self._action(
-            "S&top Job", sp.SP_MediaStop, "Ctrl+Shift+R",
+            "S&top Job",
+            sp.SP_MediaStop,
+            "Ctrl+Shift+R",
             "Stop the selected jobs' runs: VMs in progress keep their previous restore points",
         )
         self.act_stats = self._action(
-            "&Statistics", sp.SP_FileDialogDetailedView, "Ctrl+I",
+            "&Statistics",
+            sp.SP_FileDialogDetailedView,
+            "Ctrl+I",
             "Open the session of the selection: its VMs, statistics and log",
         )
         self.act_reload_inventory = self._action(
-            "Reload &Inventory", sp.SP_BrowserReload, "Ctrl+L",
+            "Reload &Inventory",
+            sp.SP_BrowserReload,
+            "Ctrl+L",
             "Read the inventory of every managed server again",
         )
         self.act_refresh = self._action(
-            "Re&fresh", sp.SP_BrowserReload, QKeySequence.StandardKey.Refresh,
+            "Re&fresh",
+            sp.SP_BrowserReload,
+            QKeySequence.StandardKey.Refresh,
             "Read jobs, sessions, replicas and the infrastructure from the database now",
         )
         self.act_filter = self._action(
-            "&Filter", sp.SP_FileDialogContentsView, QKeySequence.StandardKey.Find,
+            "&Filter",
+            sp.SP_FileDialogContentsView,
+            QKeySequence.StandardKey.Find,
             "Go to the filter box of the current view",
         )
         self.act_quit = self._action(
@@ -450,15 +464,11 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self, *_args: object) -> None:
         jobs = self.selected_jobs() if self.page == Page.JOBS else []
-        runnable = [
-            j for j in jobs if j.running is None and j.name not in self.workers.runs
-        ]
+        runnable = [j for j in jobs if j.running is None and j.name not in self.workers.runs]
         ours = [j for j in jobs if j.name in self.workers.runs]
         elsewhere = [j for j in jobs if j.running is not None and j.name not in self.workers.runs]
         self.act_run.setEnabled(bool(runnable))
-        self.act_stop.setEnabled(
-            any(not self.workers.runs[j.name].cancelled for j in ours)
-        )
+        self.act_stop.setEnabled(any(not self.workers.runs[j.name].cancelled for j in ours))
         if elsewhere and not ours:
             self.act_stop.setStatusTip(
                 "This run was started by the CLI or the service: stop it there"
@@ -578,9 +588,7 @@ class MainWindow(QMainWindow):
     def _update_runs_label(self, *_args: object) -> None:
         running = {r.name for r in self.jobs_model.records() if r.running is not None}
         running |= set(self.workers.runs)
-        self.runs_label.setText(
-            f"{len(running)} job(s) running" if running else "No job running"
-        )
+        self.runs_label.setText(f"{len(running)} job(s) running" if running else "No job running")
 
     # -- inventory ---------------------------------------------------------------------------------
 

@@ -45,9 +45,7 @@ class Relay(QObject):
 
     fired = Signal()
 
-    def __init__(
-        self, signal: SignalInstance, accept: Callable[..., bool] | None = None
-    ) -> None:
+    def __init__(self, signal: SignalInstance, accept: Callable[..., bool] | None = None) -> None:
         super().__init__()
         self.args: tuple[object, ...] = ()
         self.count = 0

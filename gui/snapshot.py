@@ -27,9 +27,7 @@ HISTORY_LIMIT = 500  # sessions kept in the History and Last 24 hours views
 
 # Replicas in these states are listed under Replicas > Active (Veeam's grouping): a failover
 # or failback in progress, or a failover that needs attention. The others are under Ready.
-ACTIVE_STATES = frozenset(
-    {ReplicaState.FAILOVER, ReplicaState.FAILBACK, ReplicaState.REIP_FAILED}
-)
+ACTIVE_STATES = frozenset({ReplicaState.FAILOVER, ReplicaState.FAILBACK, ReplicaState.REIP_FAILED})
 
 
 @dataclass(frozen=True)
@@ -76,9 +74,9 @@ class SessionDetail:
     tasks: tuple[TaskSession, ...]  # with their logs
 
 
-def next_run(job: ReplicationJob, state: ScheduleState, now: dt.datetime) -> tuple[
-    dt.datetime | None, str
-]:
+def next_run(
+    job: ReplicationJob, state: ScheduleState, now: dt.datetime
+) -> tuple[dt.datetime | None, str]:
     schedule = job.schedule
     if not schedule.enabled:
         return None, "Disabled"

@@ -36,9 +36,7 @@ class ProxiesModel(RecordTableModel):
         Column("Name", lambda p: p.name),
         Column("Address", lambda p: f"{p.address}:{p.port}"),
         Column("Site", lambda p: p.site),
-        Column(
-            "Max tasks", lambda p: str(p.max_tasks), sort=lambda p: p.max_tasks, align=RIGHT
-        ),
+        Column("Max tasks", lambda p: str(p.max_tasks), sort=lambda p: p.max_tasks, align=RIGHT),
         Column(
             "Transport modes",
             lambda p: ", ".join(MODE_WORDS[str(m)] for m in p.transport_modes),

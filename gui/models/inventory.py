@@ -119,9 +119,7 @@ def _by_name(items: Sequence[Any]) -> list[Any]:
     return sorted(items, key=lambda o: (o.name.casefold(), o.moref))
 
 
-def build_tree(
-    inventories: dict[str, Inventory], errors: dict[str, str], mode: TreeMode
-) -> Node:
+def build_tree(inventories: dict[str, Inventory], errors: dict[str, str], mode: TreeMode) -> Node:
     root = Node(NodeKind.SERVER, "", "", "")
     for address in sorted(set(inventories) | set(errors)):
         inv = inventories.get(address)

@@ -22,7 +22,9 @@ class ReplicasModel(RecordTableModel):
         Column("Job", lambda r: r.replica.job),
         Column("State", lambda r: str(r.replica.state)),
         Column(
-            "Restore points", lambda r: str(len(r.points)), sort=lambda r: len(r.points),
+            "Restore points",
+            lambda r: str(len(r.points)),
+            sort=lambda r: len(r.points),
             align=RIGHT,
         ),
         Column(
@@ -55,7 +57,10 @@ class RestorePointsModel(RecordTableModel):
         Column("Created", lambda p: fmt.when(p.created), sort=lambda p: p.created.timestamp()),
         Column("Disks", lambda p: str(len(p.disks)), sort=lambda p: len(p.disks), align=RIGHT),
         Column(
-            "Disk capacity", lambda p: fmt.size(_capacity(p)), sort=_capacity, align=RIGHT,
+            "Disk capacity",
+            lambda p: fmt.size(_capacity(p)),
+            sort=_capacity,
+            align=RIGHT,
             tip="The provisioned size of the replica's disks at this point",
         ),
         Column(

@@ -37,8 +37,8 @@ def trigger_text(s: Session) -> str:
 
 
 class SessionsModel(RecordTableModel):
-    ID, JOB, TRIGGER, STATUS, STARTED, ENDED, DURATION, PROCESSED, TRANSFERRED, BOTTLENECK = (
-        range(10)
+    ID, JOB, TRIGGER, STATUS, STARTED, ENDED, DURATION, PROCESSED, TRANSFERRED, BOTTLENECK = range(
+        10
     )
 
     def __init__(self, parent: object = None, clock: Clock = _utcnow) -> None:
@@ -55,12 +55,16 @@ class SessionsModel(RecordTableModel):
             Column("End time", lambda s: fmt.when(s.ended), sort=self._end_sort),
             Column("Duration", self._duration, sort=self._seconds, align=RIGHT),
             Column(
-                "Processed", lambda s: fmt.size(s.stats.processed_bytes),
-                sort=lambda s: s.stats.processed_bytes, align=RIGHT,
+                "Processed",
+                lambda s: fmt.size(s.stats.processed_bytes),
+                sort=lambda s: s.stats.processed_bytes,
+                align=RIGHT,
             ),
             Column(
-                "Transferred", lambda s: fmt.size(s.stats.transferred_bytes),
-                sort=lambda s: s.stats.transferred_bytes, align=RIGHT,
+                "Transferred",
+                lambda s: fmt.size(s.stats.transferred_bytes),
+                sort=lambda s: s.stats.transferred_bytes,
+                align=RIGHT,
             ),
             Column("Bottleneck", lambda s: str(s.stats.bottleneck or "")),
         )
@@ -103,21 +107,28 @@ class TasksModel(RecordTableModel):
             Column("Status", lambda t: fmt.status(t.status)),
             Column("Progress", self._progress_text, sort=self.progress, width=18),
             Column(
-                "Processed", lambda t: fmt.size(self.processed_bytes(t)), sort=self.processed_bytes,
+                "Processed",
+                lambda t: fmt.size(self.processed_bytes(t)),
+                sort=self.processed_bytes,
                 align=RIGHT,
             ),
             Column(
-                "Read", lambda t: fmt.size(t.stats.read_bytes),
-                sort=lambda t: t.stats.read_bytes, align=RIGHT,
+                "Read",
+                lambda t: fmt.size(t.stats.read_bytes),
+                sort=lambda t: t.stats.read_bytes,
+                align=RIGHT,
             ),
             Column(
-                "Transferred", lambda t: fmt.size(t.stats.transferred_bytes),
-                sort=lambda t: t.stats.transferred_bytes, align=RIGHT,
+                "Transferred",
+                lambda t: fmt.size(t.stats.transferred_bytes),
+                sort=lambda t: t.stats.transferred_bytes,
+                align=RIGHT,
             ),
             Column("Duration", self._duration, sort=self._seconds, align=RIGHT),
             Column("Rate", self._rate, sort=self._rate_value, align=RIGHT),
             Column(
-                "Bottleneck", lambda t: str(t.stats.bottleneck or ""),
+                "Bottleneck",
+                lambda t: str(t.stats.bottleneck or ""),
                 tip="The busiest stage of the data path: Source (reading), Proxy (digests and "
                 "compression), Network, Target (writing)",
             ),
@@ -189,9 +200,9 @@ class LogLine:
     entry: LogEntry
 
 
-def log_lines(session: Session, tasks: tuple[TaskSession, ...] | list[TaskSession]) -> list[
-    LogLine
-]:
+def log_lines(
+    session: Session, tasks: tuple[TaskSession, ...] | list[TaskSession]
+) -> list[LogLine]:
     """The session's log and its tasks' logs as one list in time order."""
     lines = [LogLine((0, i), "", e) for i, e in enumerate(session.log)]
     for t in tasks:

@@ -10,7 +10,11 @@ from gui.views.table import RecordTable
 
 class InfrastructureView(QWidget):
     def __init__(
-        self, title: str, explanation: str, model: RecordTableModel, empty_text: str,
+        self,
+        title: str,
+        explanation: str,
+        model: RecordTableModel,
+        empty_text: str,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)

@@ -81,13 +81,20 @@ class InventoryView(QWidget):
         self.proxy.setFilterFixedString(text)
         if text:
             self.tree.expandAll()
+            self._fit_names()
+        self._show_details()  # the selected VM may have been filtered out
+
+    def _fit_names(self) -> None:
+        """Names deep in the tree (a VM under host, cluster, datacenter) must not be cut."""
+        self.tree.resizeColumnToContents(InventoryModel.NAME)
+        header = self.tree.header()
+        header.resizeSection(InventoryModel.NAME, max(header.sectionSize(0) + 24, 260))
 
     def _after_reset(self) -> None:
         self.tree.expandToDepth(2 if self.model.mode == TreeMode.HOSTS else 3)
-        header = self.tree.header()
         for c in range(self.model.columnCount()):
             self.tree.resizeColumnToContents(c)
-        header.resizeSection(InventoryModel.NAME, max(header.sectionSize(0) + 24, 260))
+        self._fit_names()
         vms = sum(len(i.vms) for i in self.model.inventories.values())
         self.status.setText(
             f"{len(self.model.inventories)} server(s), {vms} VMs"
@@ -106,7 +113,8 @@ class InventoryView(QWidget):
 
     def _show_details(self) -> None:
         index = self.tree.currentIndex()
-        node = self.proxy.data(index, InventoryModel.NODE_ROLE) if index.isValid() else None
+        visible = index.isValid() and self.tree.selectionModel().isSelected(index)
+        node = self.proxy.data(index, InventoryModel.NODE_ROLE) if visible else None
         if not isinstance(node, Node) or node.kind != NodeKind.VM:
             self.details.clear()
             return
@@ -133,9 +141,7 @@ def vm_details_html(vm: Vm, inv: Inventory) -> str:
     ]
     for d in vm.disks:
         kind = "thin" if d.thin else "thick"
-        rows.append(
-            f"Disk {d.key}: {fmt.size(d.capacity)} {kind}, {_esc(d.file_name)}"
-        )
+        rows.append(f"Disk {d.key}: {fmt.size(d.capacity)} {kind}, {_esc(d.file_name)}")
     for n in vm.nics:
         state = "connected" if n.connected else "disconnected"
         rows.append(

@@ -63,13 +63,17 @@ class SessionWindow(QWidget):
 
         self.tasks_model = TasksModel(self)
         self.tasks = RecordTable(
-            self.tasks_model, filter_box=False, empty_text="No VM has started yet.",
+            self.tasks_model,
+            filter_box=False,
+            empty_text="No VM has started yet.",
             sort_column=TasksModel.VM,
         )
         self.tasks.view.setItemDelegateForColumn(TasksModel.PROGRESS, ProgressDelegate(self))
         self.log_model = LogModel(self)
         self.log = RecordTable(
-            self.log_model, sort_column=LogModel.TIME, filter_hint="Filter the log",
+            self.log_model,
+            sort_column=LogModel.TIME,
+            filter_hint="Filter the log",
             empty_text="Nothing logged yet.",
         )
         self.tasks.selectionChanged.connect(self._log_for_selection)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, Qt, Signal
 from PySide6.QtGui import QAction, QKeyEvent, QPainter, QPaintEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -58,26 +58,31 @@ class EmptyAwareTableView(QTableView):
 class ProgressDelegate(QStyledItemDelegate):
     """Paints `Role.PROGRESS` (0-100) as a progress bar with the cell's text on it."""
 
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+    def paint(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        index: QModelIndex | QPersistentModelIndex,
+    ) -> None:
         value = index.data(Role.PROGRESS)
         if not isinstance(value, int) or value < 0:
             super().paint(painter, option, index)
             return
         bar = QStyleOptionProgressBar()
-        bar.rect = option.rect.adjusted(2, 3, -2, -3)  # type: ignore[attr-defined]
+        bar.rect = option.rect.adjusted(2, 3, -2, -3)
         bar.minimum = 0
         bar.maximum = 100
         bar.progress = value
         bar.text = str(index.data(Qt.ItemDataRole.DisplayRole) or f"{value}%")
         bar.textVisible = True
         bar.textAlignment = Qt.AlignmentFlag.AlignCenter
-        bar.state = option.state  # type: ignore[attr-defined]
-        bar.palette = option.palette  # type: ignore[attr-defined]
-        style = option.widget.style() if option.widget is not None else None  # type: ignore[attr-defined]
+        bar.state = option.state
+        bar.palette = option.palette
+        style = option.widget.style() if option.widget is not None else None
         if style is None:
             super().paint(painter, option, index)
             return
-        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, option.widget)  # type: ignore[attr-defined]
+        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, option.widget)
 
 
 class RecordTable(QWidget):
@@ -111,9 +116,7 @@ class RecordTable(QWidget):
         self.view.setWordWrap(False)
         self.view.setShowGrid(False)
         self.view.verticalHeader().hide()
-        self.view.verticalHeader().setDefaultSectionSize(
-            self.view.fontMetrics().height() + 10
-        )
+        self.view.verticalHeader().setDefaultSectionSize(self.view.fontMetrics().height() + 10)
         header = self.view.horizontalHeader()
         header.setStretchLastSection(True)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)

@@ -46,9 +46,10 @@ def test_jobs_model_last_result_and_next_run(ran: Ran) -> None:
     assert text(model, row, JobsModel.STATUS) == "Stopped"
     assert text(model, row, JobsModel.LAST_RESULT) == "Success"
     assert text(model, row, JobsModel.NEXT_RUN) == "Not scheduled"
-    assert model.index(row, JobsModel.LAST_RESULT).data(
-        Qt.ItemDataRole.ForegroundRole
-    ) == STATUS_COLORS[RunStatus.SUCCESS]
+    assert (
+        model.index(row, JobsModel.LAST_RESULT).data(Qt.ItemDataRole.ForegroundRole)
+        == STATUS_COLORS[RunStatus.SUCCESS]
+    )
     assert model.index(row, 0).data(Role.RECORD).last.id == ran.session.id
     idle = model.row_of(IDLE_JOB)
     assert text(model, idle, JobsModel.LAST_RUN) == ""
@@ -103,9 +104,7 @@ def test_sessions_and_tasks_of_a_real_run(ran: Ran) -> None:
     detail = read_session(ran.store, ran.session.id)
     tasks = TasksModel()
     tasks.set_rows(detail.tasks)
-    assert sorted(text(tasks, r, TasksModel.VM) for r in range(tasks.rowCount())) == sorted(
-        JOB_VMS
-    )
+    assert sorted(text(tasks, r, TasksModel.VM) for r in range(tasks.rowCount())) == sorted(JOB_VMS)
     for r in range(tasks.rowCount()):
         task = tasks.record(r)
         assert tasks.index(r, TasksModel.PROGRESS).data(Role.PROGRESS) == 100
@@ -255,7 +254,9 @@ def test_last_24_hours_predicate(ran: Ran) -> None:
     model = SessionsModel()
     model.set_rows(read_home(ran.store).sessions)
     old = dataclasses.replace(
-        ran.session, id=10_000, started=ran.session.started - dt.timedelta(days=2),
+        ran.session,
+        id=10_000,
+        started=ran.session.started - dt.timedelta(days=2),
         ended=ran.session.ended and ran.session.ended - dt.timedelta(days=2),
     )
     model.set_rows([*read_home(ran.store).sessions, old])
