@@ -1,7 +1,12 @@
 """Failback: the failed-over replica's disks sent back to production, only where they differ.
 
-Targets: the original VM (its disks are brought in line with the replica, in place), or a new
-VM made at production from the replica's configuration (`NewLocation`). Both the replica and the
+Targets: the original VM (its disks are brought in line with the replica, in place), the
+original VM restored in another place (`Restored`: after the production site was rebuilt, the VM
+came back from a backup onto another host or datastore, as a VM of its own; it is found by its
+moref, or by the source VM's instance UUID that the failover recorded, and its disks must have
+the replica's layout; being a restore of the original, most blocks match and only the others
+travel), or a new VM made at production from the replica's configuration (`NewLocation`). The
+record is written before anything stops (core.failover.recovery). Both the replica and the
 target are powered off first (guest shutdown, power off after a timeout), so neither disk
 changes during the copy. Per disk the running replica (its child over the restore point chain,
 core.failover.running) is read block by block beside the target's flat extent; each block's
@@ -12,7 +17,8 @@ Then the target is powered on; the replica stays off, its failover record kept, 
 
 - Commit failback: the replica goes back to its restore points (what ran on it is discarded,
   it now lives at production), state Ready. Change tracking of the target is reset, since the
-  writes bypassed it: the next run compares digests. A new VM replaces the original in the job.
+  writes bypassed it: the next run compares digests. A new or restored VM replaces the original
+  in the job.
 - Undo failback: the target is powered off (a VM failback made is deleted), the replica is
   powered on again, state Failover.
 
@@ -24,6 +30,7 @@ snapshot delta, or the failback stops before writing.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,10 +38,10 @@ import numpy as np
 
 from core import blocks
 from core.errors import FailbackError, FailoverError, ReplicaDeskError, VSphereError
-from core.failover import records
-from core.failover.operations import SHUTDOWN_TIMEOUT, exclude_vm, locks, restore_replica
+from core.failover import records, recovery
+from core.failover.operations import SHUTDOWN_TIMEOUT, exclude_vm, restore_replica
 from core.failover.records import FailbackRecord, FailoverRecord
-from core.failover.session import FAILED_OVER, Operation, OperationResult, require_state
+from core.failover.session import FAILED_OVER, Operation, OperationResult, locks, require_state
 from core.failover.site import DrSite
 from core.jobs import servers
 from core.model.objects import ObjectKind, ObjectRef
@@ -65,6 +72,19 @@ class NewLocation:
 
 
 @dataclass(frozen=True)
+class Restored:
+    """The original VM restored in another place at production (another host, datastore or
+    vCenter folder, from a backup): by its moref, or ("") found by the source VM's instance
+    UUID, which the failover recorded. Its disks must have the replica's layout."""
+
+    vm: str = ""
+
+
+Progress = Callable[[int, int], None]
+"""(bytes compared so far, bytes to compare) during a failback's copy."""
+
+
+@dataclass(frozen=True)
 class DiskSync:
     compared_bytes: int
     written_bytes: int
@@ -89,8 +109,15 @@ def flat_extent(descriptor: Path, what: str) -> Path:
     return descriptor.parent / extent.filename
 
 
-def sync_disk(source: Path, target_flat: Path, what: str, block: int = BLOCK) -> DiskSync:
-    """Make `target_flat` read like the disk `source` opens, writing only differing blocks."""
+def sync_disk(
+    source: Path,
+    target_flat: Path,
+    what: str,
+    block: int = BLOCK,
+    on_progress: Callable[[int], None] | None = None,
+) -> DiskSync:
+    """Make `target_flat` read like the disk `source` opens, writing only differing blocks;
+    `on_progress(bytes done)` after each chunk."""
     written = count = 0
     with open_disk(source, "vmdk") as image:
         size = image.size
@@ -126,6 +153,8 @@ def sync_disk(source: Path, target_flat: Path, what: str, block: int = BLOCK) ->
                     if bad.size:
                         at = offset + int(differ[int(bad[0])]) * block
                         raise FailbackError(what, f"block at {at} reads back different")
+                if on_progress is not None:
+                    on_progress(offset + n)
         finally:
             os.close(fd)
     return DiskSync(size, written, count)
@@ -194,53 +223,135 @@ def _new_vm(
     return made
 
 
+def _restored_vm(prod: VSphereClient, inv: Inventory, name: str, uuid: str, want: Restored) -> Vm:
+    """The original VM restored in another place: `want.vm`, or the one VM at production with
+    the source VM's instance UUID (a restore that kept the VM's identity)."""
+    if want.vm:
+        if not inv.has(want.vm):
+            raise FailbackError(name, f"production has no VM {want.vm}")
+        return read_vm(prod, want.vm)
+    if not uuid:
+        raise FailbackError(
+            name,
+            "the source VM's instance UUID is unknown (production was not reached at the "
+            "failover): name the restored VM with its moref (--vm)",
+        )
+    found = [v for v in inv.vms if v.instance_uuid.lower() == uuid.lower() and not v.template]
+    if not found:
+        raise FailbackError(
+            name,
+            f"no VM at production has the original VM's instance UUID {uuid}: name the "
+            "restored VM with its moref (--vm)",
+        )
+    if len(found) > 1:
+        named = ", ".join(f"{v.name!r} ({v.moref})" for v in found)
+        raise FailbackError(
+            name,
+            f"{len(found)} VMs at production have instance UUID {uuid} ({named}): name "
+            "one with --vm",
+        )
+    return read_vm(prod, found[0].moref)
+
+
+def _target_flats(
+    inv: Inventory, target: Vm, record: FailoverRecord, name: str
+) -> list[tuple[str, Path]]:
+    """(file name, flat extent) of each target disk, in the replica's disk order, after
+    checking that the layouts match: nothing is stopped or written when they do not."""
+    tdisks = sorted(target.disks, key=lambda d: d.key)
+    if len(tdisks) != len(record.disks):
+        raise FailbackError(
+            name, f"{target.name!r} has {len(tdisks)} disks, the replica {len(record.disks)}"
+        )
+    out = []
+    for rd, td in zip(record.disks, tdisks, strict=True):
+        what = f"{name} disk {rd.disk_key}"
+        if td.capacity != rd.capacity:
+            raise FailbackError(
+                name,
+                f"disk {td.key} of {target.name!r} holds {td.capacity} bytes, the replica's "
+                f"disk {rd.disk_key} {rd.capacity}: the layouts differ",
+            )
+        flat = flat_extent(_production_file(inv, td.datastore, td.file_name, what), what)
+        out.append((td.file_name, flat))
+    return out
+
+
 def failback(
     store: Store,
     replica_id: int,
     *,
-    to: NewLocation | None = None,
+    to: NewLocation | Restored | None = None,
     shutdown_timeout: float = SHUTDOWN_TIMEOUT,
+    on_progress: Progress | None = None,
 ) -> OperationResult:
-    """Fail back to the original VM (`to` None) or to a new VM at production."""
-    replica = store.replicas.get(replica_id)
+    """Fail back to the original VM (`to` None), to the original VM restored in another place
+    (`Restored`) or to a new VM at production (`NewLocation`). `on_progress(done, total)` is
+    called with the bytes compared so far, for a progress bar."""
+    replica = recovery.recover(store, replica_id)
     require_state(replica, FAILED_OVER, "fail back")
     job = store.jobs.get(replica.job)
     back = {m.target: m.source for m in job.network.mappings}
+    name = replica.replica_name
     with Operation(store, replica, RunTrigger.FAILBACK, "Failback") as op:
         with (
-            store.locks.hold(locks(replica), f"failback of {replica.replica_name}"),
+            store.locks.hold(locks(replica), f"failback of {name}"),
             DrSite.connect(store, replica) as site,
         ):
             vm = site.replica_vm()
             where = records.folder(site.local(site.vm_folder(vm)))
             record = records.load(where, records.FAILOVER, FailoverRecord)
             if record is None:
-                raise FailoverError(replica.replica_name, f"no failover record in {where}")
+                raise FailoverError(name, f"no failover record in {where}")
             try:
                 prod = servers.connect_stored(store, replica.source_server, keepalive=False)
             except VSphereError as e:
-                raise FailbackError(
-                    replica.replica_name, f"the production server cannot be reached: {e}"
-                ) from e
+                raise FailbackError(name, f"the production server cannot be reached: {e}") from e
             with prod:
                 inv = read_inventory(prod)
-                if to is None:
-                    if not inv.has(replica.vm_moref):
-                        raise FailbackError(
-                            replica.replica_name,
-                            f"the original VM {replica.vm_name!r} ({replica.vm_moref}) is gone: "
-                            "fail back to a new location",
-                        )
-                    target = read_vm(prod, replica.vm_moref)
-                    if len(target.disks) != len(record.disks):
-                        raise FailbackError(
-                            replica.replica_name,
-                            f"the original VM has {len(target.disks)} disks, the replica "
-                            f"{len(record.disks)}",
-                        )
-                else:
+                kind = "original"
+                if isinstance(to, NewLocation):
+                    kind = "new"
                     target = _new_vm(prod, inv, vm, to, back, op)
                     inv = read_inventory(prod)
+                elif isinstance(to, Restored):
+                    kind = "restored"
+                    target = _restored_vm(prod, inv, name, record.source_instance_uuid, to)
+                    op.info(
+                        f"the original VM restored in another place: {target.name!r} "
+                        f"({target.moref}) on host {inv.host(target.host).name}"
+                    )
+                else:
+                    if not inv.has(replica.vm_moref):
+                        raise FailbackError(
+                            name,
+                            f"the original VM {replica.vm_name!r} ({replica.vm_moref}) is gone: "
+                            "fail back to the original VM restored in another place, or to a "
+                            "new location",
+                        )
+                    target = read_vm(prod, replica.vm_moref)
+                try:
+                    flats = _target_flats(inv, target, record, name)
+                except BaseException:
+                    if kind == "new":
+                        vms.destroy_vm(prod, target.moref)
+                    raise
+                fb = FailbackRecord(
+                    replica.id,
+                    replica.source_server,
+                    target.moref,
+                    target.name,
+                    kind == "new",
+                    0,
+                    tuple(f for f, _ in flats),
+                    records.STARTED,
+                    op.session_id,
+                    kind,
+                    target.power_state != "poweredOff",
+                )
+                # Written before anything is stopped or copied: a crash from here on is rolled
+                # back to the failover by the next operation (core.failover.recovery).
+                records.save(where, records.FAILBACK, fb)
                 shut = power.shutdown_guest(site.client, vm.moref, timeout=shutdown_timeout)
                 op.info(
                     "the replica VM was shut down"
@@ -251,17 +362,18 @@ def failback(
                     shut = power.shutdown_guest(prod, target.moref, timeout=shutdown_timeout)
                     op.info(f"{target.name!r} at production was stopped for the failback")
                 total = TransferStats()
-                written: list[str] = []
-                for rd, td in zip(
-                    record.disks, sorted(target.disks, key=lambda d: d.key), strict=True
-                ):
-                    what = f"{replica.replica_name} disk {rd.disk_key}"
-                    flat = flat_extent(
-                        _production_file(inv, td.datastore, td.file_name, what), what
-                    )
-                    s = sync_disk(site.local(rd.file_name), flat, what)
+                grand = sum(d.capacity for d in record.disks)
+                for rd, (file_name, flat) in zip(record.disks, flats, strict=True):
+                    what = f"{name} disk {rd.disk_key}"
+                    base = total.processed_bytes
+
+                    def progress(done: int, base: int = base) -> None:
+                        if on_progress is not None:
+                            on_progress(base + done, grand)
+
+                    s = sync_disk(site.local(rd.file_name), flat, what, on_progress=progress)
                     op.info(
-                        f"disk {rd.disk_key} -> {td.file_name}: {s.blocks_written} block(s) "
+                        f"disk {rd.disk_key} -> {file_name}: {s.blocks_written} block(s) "
                         f"differed, {s.written_bytes / 2**20:.1f} MiB sent of "
                         f"{s.compared_bytes / 2**20:.1f} MiB compared, every one verified"
                     )
@@ -270,25 +382,14 @@ def failback(
                         total.read_bytes + 2 * s.compared_bytes,
                         total.transferred_bytes + s.written_bytes,
                     )
-                    written.append(td.file_name)
                 op.stats = total
-                records.save(
-                    where,
-                    records.FAILBACK,
-                    FailbackRecord(
-                        replica.id,
-                        replica.source_server,
-                        target.moref,
-                        target.name,
-                        to is not None,
-                        total.transferred_bytes,
-                        tuple(written),
-                    ),
-                )
+                fb = replace(fb, copied_bytes=total.transferred_bytes, phase=records.PREPARED)
+                records.save(where, records.FAILBACK, fb)
                 store.replicas.set_state(replica.id, ReplicaState.FAILBACK)
                 power.power_on(prod, target.moref)
+                records.save(where, records.FAILBACK, replace(fb, phase=records.DONE))
                 op.info(f"{target.name!r} is powered on at production: commit or undo the failback")
-        return op.result()
+        return op.result(vm=target.moref)
 
 
 def _failback_record(site: DrSite, vm: Vm) -> tuple[Path, FailbackRecord, FailoverRecord]:
@@ -302,7 +403,7 @@ def _failback_record(site: DrSite, vm: Vm) -> tuple[Path, FailbackRecord, Failov
 
 def commit_failback(store: Store, replica_id: int) -> OperationResult:
     """The failback target is production again; the replica goes back to Ready."""
-    replica = store.replicas.get(replica_id)
+    replica = recovery.recover(store, replica_id)
     require_state(replica, {ReplicaState.FAILBACK}, "commit a failback")
     with Operation(store, replica, RunTrigger.COMMIT_FAILBACK, "Commit failback") as op:
         with (
@@ -322,7 +423,7 @@ def commit_failback(store: Store, replica_id: int) -> OperationResult:
             restore_replica(site, vm, where, fo, op)
             records.remove(where, records.FAILBACK)
             records.remove_folder_if_empty(where)
-            if fb.new_vm:
+            if fb.target_vm != replica.vm_moref:
                 _swap_in_job(store, replica, fb, op)
             store.replicas.set_state(replica.id, ReplicaState.READY)
             op.info(f"failback committed: {fb.target_vm_name!r} is production, the replica Ready")
@@ -352,7 +453,7 @@ def _swap_in_job(store: Store, replica: Replica, fb: FailbackRecord, op: Operati
 
 def undo_failback(store: Store, replica_id: int) -> OperationResult:
     """Back to the failed-over replica: the target off (a VM failback made is deleted)."""
-    replica = store.replicas.get(replica_id)
+    replica = recovery.recover(store, replica_id)
     require_state(replica, {ReplicaState.FAILBACK}, "undo a failback")
     with Operation(store, replica, RunTrigger.UNDO_FAILBACK, "Undo failback") as op:
         with (
@@ -370,8 +471,10 @@ def undo_failback(store: Store, replica_id: int) -> OperationResult:
                     op.info(f"{fb.target_vm_name!r} at production is powered off")
             power.power_on(site.client, vm.moref)
             records.remove(where, records.FAILBACK)
-            state = ReplicaState.REIP_FAILED if fo.reip not in ("applied", "no rules") else (
-                ReplicaState.FAILOVER
+            state = (
+                ReplicaState.REIP_FAILED
+                if fo.reip not in ("applied", "no rules")
+                else (ReplicaState.FAILOVER)
             )
             store.replicas.set_state(replica.id, state)
             op.info("the replica runs again at the DR site")

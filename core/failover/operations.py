@@ -21,12 +21,14 @@ import os
 from dataclasses import replace
 
 from core.errors import FailoverError, ReplicaDeskError, VSphereError
-from core.failover import networks, records, reip, running
+from core.failover import networks, records, recovery, reip, running
 from core.failover.records import FailoverRecord
 from core.failover.session import (
     FAILED_OVER,
     Operation,
     OperationResult,
+    PoweredOn,
+    locks,
     require_state,
 )
 from core.failover.site import DrSite
@@ -37,7 +39,6 @@ from core.model.objects import ObjectKind, ObjectRef
 from core.model.replicas import Replica, ReplicaState, RestorePoint
 from core.model.runs import RunStatus, RunTrigger
 from core.replica import maintenance
-from core.store.locks import replica_key, vm_key
 from core.store.store import Store
 from core.vsphere import power, snapshots
 from core.vsphere.inventory import read_vm
@@ -45,10 +46,6 @@ from core.vsphere.models import Vm
 
 REIP_TIMEOUT = 300.0
 SHUTDOWN_TIMEOUT = 300.0
-
-
-def locks(replica: Replica) -> list[str]:
-    return [vm_key(replica.source_server, replica.vm_moref), replica_key(replica.id)]
 
 
 def choose_point(store: Store, replica: Replica, number: int | None) -> RestorePoint:
@@ -61,9 +58,7 @@ def choose_point(store: Store, replica: Replica, number: int | None) -> RestoreP
         if p.number == number:
             return p
     have = ", ".join(str(p.number) for p in points)
-    raise FailoverError(
-        replica.replica_name, f"it has no restore point {number} (it has {have})"
-    )
+    raise FailoverError(replica.replica_name, f"it has no restore point {number} (it has {have})")
 
 
 def source_view(store: Store, replica: Replica, op: Operation) -> Vm | None:
@@ -85,14 +80,24 @@ def failover(
     point: int | None = None,
     *,
     reip_timeout: float = REIP_TIMEOUT,
+    on_powered_on: PoweredOn | None = None,
 ) -> OperationResult:
-    """Failover now to restore point `point` (default the latest)."""
-    replica = store.replicas.get(replica_id)
+    """Failover now to restore point `point` (default the latest). `on_powered_on` is called
+    once the replica VM is powered on, before its re-IP is verified."""
+    replica = recovery.recover(store, replica_id)
     require_state(replica, {ReplicaState.READY}, "fail over")
     with Operation(store, replica, RunTrigger.FAILOVER, "Failover") as op:
         with store.locks.hold(locks(replica), f"failover of {replica.replica_name}"):
-            _failover(store, op, replica, point, reip_timeout, source_view(store, replica, op))
-        return op.result()
+            _failover(
+                store,
+                op,
+                replica,
+                point,
+                reip_timeout,
+                source_view(store, replica, op),
+                on_powered_on=on_powered_on,
+            )
+        return op.result(vm=replica.replica_moref or "")
 
 
 def _failover(
@@ -103,6 +108,7 @@ def _failover(
     reip_timeout: float,
     source: Vm | None,
     planned: bool = False,
+    on_powered_on: PoweredOn | None = None,
 ) -> None:
     """`source`: the source VM as last read from its vCenter (None: unreachable)."""
     job = store.jobs.get(replica.job)
@@ -124,6 +130,22 @@ def _failover(
             )
         pairs = running.pair_disks(vm, point, replica.replica_name)
         previous = vm.current_snapshot
+        # Written before anything changes: a crash from here on leaves this record, which the
+        # next operation on the replica rolls back (core.failover.recovery).
+        record = FailoverRecord(
+            replica.id,
+            point.number,
+            point.snapshot_moref or "",
+            previous,
+            (),
+            planned,
+            "",
+            records.STARTED,
+            op.session_id,
+            reip_plan.expected if reip_plan is not None else (),
+            source.instance_uuid if source is not None else "",
+        )
+        records.save(where, records.FAILOVER, record)
         reverted = False
         disks: tuple[records.RunningDisk, ...] = ()
         try:
@@ -148,14 +170,11 @@ def _failover(
                 )
                 for line in reip_plan.changes:
                     op.info(f"re-IP {line}")
-            record = FailoverRecord(
-                replica.id,
-                point.number,
-                point.snapshot_moref or "",
-                previous,
-                disks,
-                planned,
-                reip_failure or ("applied" if reip_plan else "no rules"),
+            record = replace(
+                record,
+                disks=disks,
+                reip=reip_failure or ("applied" if reip_plan else "no rules"),
+                phase=records.PREPARED,
             )
             records.save(where, records.FAILOVER, record)
             store.replicas.set_state(replica.id, ReplicaState.FAILOVER)
@@ -169,6 +188,8 @@ def _failover(
             raise
         power.power_on(site.client, vm.moref)
         op.info("the replica VM is powered on")
+        if on_powered_on is not None:
+            on_powered_on(replica, vm.moref)
         if reip_plan is not None and not reip_failure:
             reip_failure = reip.verify(site.client, vm.moref, reip_plan, reip_timeout)
             if not reip_failure:
@@ -176,7 +197,8 @@ def _failover(
         if reip_failure:
             store.replicas.set_state(replica.id, ReplicaState.REIP_FAILED)
             op.warn(f"Re-IP failed: {reip_failure}")
-            records.save(where, records.FAILOVER, replace(record, reip=reip_failure))
+            record = replace(record, reip=reip_failure)
+        records.save(where, records.FAILOVER, replace(record, phase=records.DONE))
         op.info(f"failover to restore point {point.number} done")
 
 
@@ -193,7 +215,7 @@ def _load_failover(site: DrSite, vm: Vm) -> tuple[os.PathLike[str], FailoverReco
 
 def undo_failover(store: Store, replica_id: int) -> OperationResult:
     """Power the replica off, discard what changed since the failover, back to Ready."""
-    replica = store.replicas.get(replica_id)
+    replica = recovery.recover(store, replica_id)
     require_state(replica, FAILED_OVER, "undo a failover")
     with Operation(store, replica, RunTrigger.UNDO_FAILOVER, "Undo failover") as op:
         with store.locks.hold(locks(replica), f"undo failover of {replica.replica_name}"):
@@ -226,7 +248,7 @@ def permanent_failover(store: Store, replica_id: int) -> OperationResult:
     """The failed-over replica becomes production: points removed, source VM out of the job."""
     from pathlib import Path
 
-    replica = store.replicas.get(replica_id)
+    replica = recovery.recover(store, replica_id)
     require_state(replica, FAILED_OVER, "make a failover permanent")
     with Operation(store, replica, RunTrigger.PERMANENT_FAILOVER, "Permanent failover") as op:
         with store.locks.hold(locks(replica), f"permanent failover of {replica.replica_name}"):
@@ -334,10 +356,11 @@ def planned_failover(
     *,
     shutdown_timeout: float = SHUTDOWN_TIMEOUT,
     reip_timeout: float = REIP_TIMEOUT,
+    on_powered_on: PoweredOn | None = None,
 ) -> OperationResult:
     """Incremental run, source guest shutdown (power off after the timeout), final run,
     failover to that last point: nothing written before the shutdown is lost."""
-    replica = store.replicas.get(replica_id)
+    replica = recovery.recover(store, replica_id)
     require_state(replica, {ReplicaState.READY}, "start a planned failover")
     with Operation(store, replica, RunTrigger.PLANNED_FAILOVER, "Planned failover") as op:
         _replicate(store, replica, op, "incremental run while the source runs")
@@ -357,8 +380,17 @@ def planned_failover(
             raise
         with store.locks.hold(locks(replica), f"planned failover of {replica.replica_name}"):
             current = store.replicas.get(replica.id)
-            _failover(store, op, current, None, reip_timeout, source, planned=True)
-        return op.result()
+            _failover(
+                store,
+                op,
+                current,
+                None,
+                reip_timeout,
+                source,
+                planned=True,
+                on_powered_on=on_powered_on,
+            )
+        return op.result(vm=replica.replica_moref or "")
 
 
 def _replicate(store: Store, replica: Replica, op: Operation, what: str) -> None:

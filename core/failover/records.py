@@ -1,14 +1,17 @@
 """What a replica operation must remember until the next one: JSON records beside the replica.
 
-A failover, a test failover and a failback each write a record into the replica VM's folder on
-the DR datastore, in a subfolder of ours (``[ds] <replica>/replicadesk/``): which restore point
-runs, which snapshot was current before, each running disk and where its replaced descriptor
-was saved, the test VM and its isolated network, the failback target. The record lives with the
-files it describes, on the site that survives, so an undo works from any backup server that
-sees the DR site. It is written (atomically) before the VM is powered on and removed only when
-the operation was undone, committed or cleaned up. The subfolder keeps the files out of the VM's
-own file list (the lab's simulator may delete a file of that list when a snapshot is removed,
-LAB.md). The replica's state itself stays in the store (`ReplicaState`).
+A failover, a test failover and a failback each write a record into the replica VM's folder on the
+DR datastore, in a subfolder of ours (``[ds] <replica>/replicadesk/``): which restore point runs,
+which snapshot was current before, each running disk and where its replaced descriptor was saved,
+the test VM and its isolated network, the failback target. The record lives with the files it
+describes, on the site that survives, so an undo works from any backup server that sees the DR
+site. It is written (atomically) before the operation changes anything, with its `phase`
+(`STARTED`: changes under way; `PREPARED`: all in place, the end not reached; `DONE`), rewritten as
+the operation goes on, and removed only when the operation was undone, committed or cleaned up: a
+record left in an earlier phase is what a crashed operation leaves, and core.failover.recovery
+finishes or rolls it back at the next operation on the replica. The subfolder keeps the files out
+of the VM's own file list (the lab's simulator may delete a file of that list when a snapshot is
+removed, LAB.md). The replica's state itself stays in the store (`ReplicaState`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ RECORD_FOLDER = "replicadesk"
 FAILOVER = "failover.json"
 TEST = "test-failover.json"
 FAILBACK = "failback.json"
+
+STARTED = "started"
+PREPARED = "prepared"
+DONE = "done"
 
 _T = TypeVar("_T")
 
@@ -52,6 +59,10 @@ class FailoverRecord:
     disks: tuple[RunningDisk, ...]
     planned: bool = False
     reip: str = ""  # what re-IP did, for the console
+    phase: str = DONE
+    session_id: int = 0  # the operation's session
+    reip_expected: tuple[str, ...] = ()  # the addresses the guest must report after re-IP
+    source_instance_uuid: str = ""  # the source VM's, when production answered at failover
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,9 @@ class TestRecord:
     portgroup: str
     network: str  # moref
     disks: tuple[RunningDisk, ...]
+    phase: str = DONE
+    session_id: int = 0
+    shared: bool = False  # the network is a plan test's, shared by its VMs: not removed here
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,10 @@ class FailbackRecord:
     new_vm: bool  # True: a VM failback created (commit makes the job replicate it)
     copied_bytes: int = 0
     disks: tuple[str, ...] = field(default=())  # the target disks written
+    phase: str = DONE  # STARTED: copying; PREPARED: copied, the target not yet powered on
+    session_id: int = 0
+    kind: str = ""  # "original", "restored" or "new" ("" in records of older versions)
+    target_was_on: bool = False
 
 
 def folder(vm_folder: Path) -> Path:
@@ -100,10 +118,11 @@ def load(where: Path, name: str, cls: type[_T]) -> _T | None:
         return None
     except (OSError, ValueError) as e:
         raise FailoverError(str(where.parent.name), f"the record {path} is unreadable: {e}") from e
+    for key, value in list(doc.items()):
+        if isinstance(value, list):
+            doc[key] = tuple(value)
     if "disks" in doc and cls is not FailbackRecord:
-        doc["disks"] = _disks(doc["disks"])
-    elif "disks" in doc:
-        doc["disks"] = tuple(doc["disks"])
+        doc["disks"] = _disks(list(doc["disks"]))
     try:
         return cls(**doc)
     except TypeError as e:

@@ -47,7 +47,7 @@ def nic_addresses(vm: Vm) -> list[tuple[str, ...]]:
 
 def _host_name(vm_name: str, windows: bool) -> str:
     name = re.sub(r"[^A-Za-z0-9-]+", "-", vm_name).strip("-") or "replica"
-    return name[:15 if windows else 63].strip("-") or "replica"
+    return name[: 15 if windows else 63].strip("-") or "replica"
 
 
 def plan(

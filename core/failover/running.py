@@ -102,7 +102,11 @@ def attach(
             if saved_dir is not None and child.exists():
                 saved_dir.mkdir(parents=True, exist_ok=True)
                 saved = f"disk-{key}.vmdk"
-                shutil.copy2(child, saved_dir / saved)
+                # Copied under a temporary name, then renamed: a saved copy that exists is
+                # whole, which is what a recovery after a crash relies on (`restore_saved`).
+                partial = saved_dir / (saved + ".partial")
+                shutil.copy2(child, partial)
+                os.replace(partial, saved_dir / saved)
             disk = RunningDisk(
                 key, dp.disk_key, file_name, dp.chain or "", dp.chain_point or 0, size, saved
             )
@@ -123,3 +127,18 @@ def detach(site: DrSite, disks: Sequence[RunningDisk], saved_dir: Path | None) -
         elif d.saved is None:
             child.unlink(missing_ok=True)
         fsync_dir(child.parent)
+
+
+def restore_saved(site: DrSite, vm: Vm, saved_dir: Path) -> list[str]:
+    """After a crash in the middle of `attach`: every disk of `vm` whose saved descriptor is in
+    `saved_dir` gets it back (the file names put back, for the log)."""
+    done = []
+    for d in sorted(vm.disks, key=lambda d: d.key):
+        saved = saved_dir / f"disk-{d.key}.vmdk"
+        if saved.exists():
+            child = site.local(d.file_name)
+            os.replace(saved, child)
+            fsync_dir(child.parent)
+            done.append(d.file_name)
+        (saved_dir / f"disk-{d.key}.vmdk.partial").unlink(missing_ok=True)
+    return done

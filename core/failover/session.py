@@ -9,14 +9,16 @@ operation the replica's state does not allow, naming the state and what to do in
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from types import TracebackType
 
 from core.errors import ReplicaDeskError, ReplicaStateError
 from core.model.replicas import Replica, ReplicaState
 from core.model.runs import RunStatus, RunTrigger, Severity, TransferStats
+from core.store.locks import replica_key, vm_key
 from core.store.store import Store
+from core.vsphere.networks import IsolatedNetwork
 
 FAILED_OVER = frozenset({ReplicaState.FAILOVER, ReplicaState.REIP_FAILED})
 """States of a replica whose VM runs at the DR site after a failover."""
@@ -31,6 +33,11 @@ _HINTS = {
     ReplicaState.PROCESSING: "a replication run is processing it",
     ReplicaState.READY: "it is not failed over",
 }
+
+
+def locks(replica: Replica) -> list[str]:
+    """The store's locks an operation on the replica holds: its source VM's and its own."""
+    return [vm_key(replica.source_server, replica.vm_moref), replica_key(replica.id)]
 
 
 def require_state(replica: Replica, allowed: Collection[ReplicaState], action: str) -> None:
@@ -49,6 +56,13 @@ class OperationResult:
     replica: Replica
     status: RunStatus
     warnings: tuple[str, ...] = ()
+    vm: str = ""  # moref of the VM the operation brought up: replica, test VM, failback target
+    network: IsolatedNetwork | None = None  # test failover: the isolated network it is on
+
+
+PoweredOn = Callable[[Replica, str], None]
+"""Called by an operation right after it powered a VM on (the replica, the VM's moref), before
+its re-IP is verified: a failover plan records the two steps apart."""
 
 
 class Operation:
@@ -100,17 +114,17 @@ class Operation:
                 message = str(exc)
             else:
                 message = f"internal error: {type(exc).__name__}: {exc}"
-            self.store.sessions.log(
-                self.session_id, Severity.ERROR, message, task_id=self.task_id
-            )
+            self.store.sessions.log(self.session_id, Severity.ERROR, message, task_id=self.task_id)
         self.store.sessions.finish_task(self.task_id, self.status, self.stats)
         self.store.sessions.finish(self.session_id, self.status, self.stats)
 
-    def result(self) -> OperationResult:
+    def result(self, vm: str = "", network: IsolatedNetwork | None = None) -> OperationResult:
         status = RunStatus.WARNING if self.warnings else RunStatus.SUCCESS
         return OperationResult(
             self.session_id,
             self.store.replicas.get(self.replica.id),
             status,
             tuple(self.warnings),
+            vm,
+            network,
         )

@@ -9,8 +9,10 @@ power-on (and the re-IP check the failover does) the guest's heartbeat (VMware T
 awaited when the item asks for it; a heartbeat that does not come is a warning and the plan goes
 on. Then the post-script. Undo: every failed-over replica of the plan is brought back (undo
 failover), last group first, in batches of `max_parallel`. Test: a test failover of every item
-on an isolated network (core.failover.drill) in the plan's order (no delays: nothing depends on
-a test), heartbeats checked, then all cleaned up (unless kept, for `cleanup_plan_test`).
+on one isolated network made for the plan's test (core.failover.drill; its VMs reach each
+other, and nothing else) in the plan's order (no delays: nothing depends on a test), heartbeats
+checked, then all cleaned up and the network removed (unless kept, for `cleanup_plan_test`).
+A failover's power-on is recorded (through the operation's callback) apart from its re-IP check.
 Every step is in the plan session; each replica operation is also a session of its job.
 """
 
@@ -18,16 +20,17 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from core.errors import FailoverError, PlanError, PlanScriptError, ReplicaDeskError
+from core.errors import PlanError, PlanScriptError, ReplicaDeskError
 from core.failover import drill, operations
 from core.failover.session import FAILED_OVER, OperationResult
 from core.jobs import servers
 from core.model.plans import FailoverPlan, PlanAction, PlanScript, StepKind
-from core.model.replicas import ReplicaState
+from core.model.replicas import Replica, ReplicaState
 from core.model.runs import RunStatus, Severity
 from core.plans.resolve import Resolved, point_at, resolve
 from core.plans.schedule import ItemResult, Outcome, Recorder, bring_up, guarded
@@ -35,7 +38,7 @@ from core.plans.scripts import run_script
 from core.store.store import Store
 from core.vsphere import power
 from core.vsphere.connection import VSphereClient
-from core.vsphere.inventory import read_inventory
+from core.vsphere.networks import IsolatedNetwork
 
 HEARTBEAT_POLL = 0.25
 
@@ -120,6 +123,24 @@ def _heartbeat(store: Store, rec: Recorder, r: Resolved, vm: str) -> str:
     return ""
 
 
+def _reip_step(store: Store, rec: Recorder, r: Resolved, result: OperationResult) -> None:
+    """After the failover returned: its re-IP, recorded apart from the power-on."""
+    if result.replica.state == ReplicaState.REIP_FAILED:
+        message, severity = "Re-IP failed: the VM runs with its old addresses", Severity.WARNING
+    elif store.jobs.get(result.replica.job).reip:
+        message, severity = "re-IP verified: the guest reports its new addresses", Severity.INFO
+    else:
+        return
+    rec.step(
+        StepKind.INFO,
+        message,
+        item=r.name,
+        replica_id=r.replica.id,
+        severity=severity,
+        op_session=result.session_id,
+    )
+
+
 def run_plan(
     store: Store,
     name: str,
@@ -167,17 +188,22 @@ def run_plan(
             item=r.name,
             replica_id=replica.id,
         )
-        result = operations.failover(store, replica.id, point, reip_timeout=reip_timeout)
-        warnings = list(_op_warnings(rec, r, result))
-        rec.step(
-            StepKind.POWERED_ON,
-            f"{replica.replica_name!r} is powered on ({result.replica.state})",
-            item=r.name,
-            replica_id=replica.id,
-            op_session=result.session_id,
+
+        def powered_on(rep: Replica, vm: str) -> None:
+            rec.step(
+                StepKind.POWERED_ON,
+                f"{rep.replica_name!r} is powered on",
+                item=r.name,
+                replica_id=rep.id,
+            )
+
+        result = operations.failover(
+            store, replica.id, point, reip_timeout=reip_timeout, on_powered_on=powered_on
         )
-        if r.item.wait_heartbeat and replica.replica_moref:
-            problem = _heartbeat(store, rec, r, replica.replica_moref)
+        warnings = list(_op_warnings(rec, r, result))
+        _reip_step(store, rec, r, result)
+        if r.item.wait_heartbeat and result.vm:
+            problem = _heartbeat(store, rec, r, result.vm)
             if problem:
                 warnings.append(problem)
         rec.step(StepKind.UP, "up", item=r.name, replica_id=replica.id)
@@ -260,58 +286,104 @@ def run_plan_test(
         "replication goes on",
     )
 
+    nets = _test_networks(store, rec, resolved, session.id)
+
     def test(r: Resolved) -> ItemResult:
         replica = store.replicas.get(r.replica.id)
         rec.step(StepKind.START, "test failover", item=r.name, replica_id=replica.id)
-        result = drill.start_test_failover(store, replica.id, points.get(replica.id))
+        result = drill.start_test_failover(
+            store, replica.id, points.get(replica.id), network=nets.get(replica.target_server)
+        )
         warnings = list(_op_warnings(rec, r, result))
-        test_vm = _test_vm(store, r)
         rec.step(
             StepKind.POWERED_ON,
-            f"test VM {replica.replica_name + drill.TEST_SUFFIX!r} is powered on",
+            f"test VM {replica.replica_name + drill.TEST_SUFFIX!r} ({result.vm}) is powered on",
             item=r.name,
             replica_id=replica.id,
             op_session=result.session_id,
         )
         if r.item.wait_heartbeat:
-            problem = _heartbeat(store, rec, r, test_vm)
+            problem = _heartbeat(store, rec, r, result.vm)
             if problem:
                 warnings.append(problem)
         rec.step(StepKind.UP, "up", item=r.name, replica_id=replica.id)
         return ItemResult(r.name, replica.id, Outcome.UP, "", tuple(warnings), result.session_id)
 
-    items = bring_up(rec, plan, resolved, test, with_delays=False)
-    if not keep:
+    items: list[ItemResult] = []
+    try:
+        items = bring_up(rec, plan, resolved, test, with_delays=False)
+    finally:
         started = [
             r for r in resolved if any(i.name == r.name and i.outcome == Outcome.UP for i in items)
         ]
-        _cleanup(store, rec, plan, started)
-    else:
-        rec.step(StepKind.INFO, "the test VMs are kept: clean the test up when done")
+        if not keep:
+            _cleanup(store, rec, plan, started, nets)
+        else:
+            rec.step(StepKind.INFO, "the test VMs are kept: clean the test up when done")
+            if not started:
+                _remove_networks(store, rec, nets)
     return _finish(store, rec, plan, PlanAction.TEST, items)
 
 
-def _test_vm(store: Store, r: Resolved, must: bool = True) -> str:
-    """The moref of the replica's test VM ("" when there is none and not `must`)."""
-    name = r.replica.replica_name + drill.TEST_SUFFIX
-    with servers.connect_stored(store, r.replica.target_server, keepalive=False) as client:
-        found = read_inventory(client).vms_named(name)
-    if len(found) != 1:
-        if not must and not found:
-            return ""
-        raise FailoverError(r.replica.replica_name, f"the test VM {name!r} is not there")
-    return found[0].moref
+def _test_networks(
+    store: Store, rec: Recorder, resolved: Sequence[Resolved], session_id: int
+) -> dict[str, IsolatedNetwork]:
+    """One isolated network per DR server for the whole plan test, so its VMs reach each other
+    (and nothing else): on the host that carries most of the plan's replicas there, where the
+    test VMs then run."""
+    hosts: dict[str, Counter[str]] = {}
+    for r in resolved:
+        if r.replica.target_host_moref:
+            hosts.setdefault(r.replica.target_server, Counter())[r.replica.target_host_moref] += 1
+    nets: dict[str, IsolatedNetwork] = {}
+    try:
+        for n, (server, count) in enumerate(sorted(hosts.items())):
+            host = count.most_common(1)[0][0]
+            switch = f"rd-plan-{session_id}" + (f"-{n}" if n else "")
+            portgroup = f"ReplicaDesk plan test {session_id} (isolated)"
+            nets[server] = drill.add_test_network(store, server, host, switch, portgroup)
+            rec.step(
+                StepKind.INFO,
+                f"isolated network {portgroup!r} made on {server} for all the plan's test VMs",
+            )
+    except BaseException:
+        _remove_networks(store, rec, nets)
+        raise
+    return nets
+
+
+def _remove_networks(store: Store, rec: Recorder, nets: dict[str, IsolatedNetwork]) -> None:
+    for server, net in nets.items():
+        try:
+            drill.remove_test_network(store, server, net)
+            rec.step(StepKind.INFO, f"isolated network {net.portgroup!r} removed")
+        except ReplicaDeskError as e:
+            rec.step(
+                StepKind.INFO,
+                f"the isolated network {net.portgroup!r} could not be removed: {e}",
+                severity=Severity.WARNING,
+            )
 
 
 def _cleanup(
-    store: Store, rec: Recorder, plan: FailoverPlan, resolved: Sequence[Resolved]
+    store: Store,
+    rec: Recorder,
+    plan: FailoverPlan,
+    resolved: Sequence[Resolved],
+    nets: dict[str, IsolatedNetwork] | None = None,
 ) -> list[ItemResult]:
+    """Clean up every item's test; the shared networks the tests were on (`nets`, and those
+    the cleanups name: a kept test's) are removed once all are done."""
+    shared: dict[str, IsolatedNetwork] = dict(nets or {})
+
     def clean(r: Resolved) -> ItemResult:
-        if not _test_vm(store, r, must=False):
+        if not drill.has_test(store, r.replica.id):
             message = "skipped: no test VM of it is running"
             rec.step(StepKind.SKIP, message, item=r.name, replica_id=r.replica.id)
             return ItemResult(r.name, r.replica.id, Outcome.SKIPPED, message)
         result = drill.cleanup_test_failover(store, r.replica.id)
+        if result.network is not None:
+            shared[r.replica.target_server] = result.network
         warnings = _op_warnings(rec, r, result)
         rec.step(
             StepKind.DONE,
@@ -322,7 +394,9 @@ def _cleanup(
         )
         return ItemResult(r.name, r.replica.id, Outcome.UP, "", warnings, result.session_id)
 
-    return _batches(rec, plan, resolved, clean)
+    out = _batches(rec, plan, resolved, clean)
+    _remove_networks(store, rec, shared)
+    return out
 
 
 def cleanup_plan_test(store: Store, name: str) -> PlanResult:
