@@ -23,7 +23,7 @@ from core.jobs.sources import expand
 from core.jobs.vmtask import TaskOutcome, VmReplication
 from core.model.infra import BackupProxy
 from core.model.job import ReplicationJob
-from core.model.runs import RunStatus, RunTrigger, Session, Severity, TransferStats
+from core.model.runs import RunStatus, RunTrigger, Session, Severity, TransferStats, combine
 from core.store.store import Store
 from core.vsphere.inventory import read_inventory
 
@@ -141,15 +141,7 @@ def _run(
             outcomes: list[TaskOutcome] = list(
                 pool.map(lambda s: VmReplication(ctx, s).run(), chosen)
             )
-    total = TransferStats()
-    for o in outcomes:
-        total = TransferStats(
-            total.processed_bytes + o.stats.processed_bytes,
-            total.read_bytes + o.stats.read_bytes,
-            total.transferred_bytes + o.stats.transferred_bytes,
-            total.duration + o.stats.duration,
-            o.stats.bottleneck or total.bottleneck,
-        )
+    total = combine(o.stats for o in outcomes)
     if cancel.is_set():
         if all(o.status != RunStatus.FAILED for o in outcomes):
             store.sessions.log(

@@ -66,7 +66,7 @@ from core.jobs.sources import SourceVm
 from core.model.destination import DiskType
 from core.model.infra import TRANSPORT_ORDER, TransportMode
 from core.model.replicas import DiskPoint, Replica, ReplicaState, RestorePoint
-from core.model.runs import Bottleneck, RunStatus, Severity, TransferStats
+from core.model.runs import RunStatus, Severity, TransferStats, combine
 from core.replica.chain import MAX_POINTS
 from core.store.locks import vm_key
 from core.vmdk.image import DiskImage
@@ -132,7 +132,6 @@ class VmReplication:
         self.task_id = 0
         self.warnings: list[str] = []
         self.stats = TransferStats()
-        self._busy: dict[str, float] = {}
         self._staged: list[transport.NetworkReplicaWrite] = []
         self._said: set[str] = set()
 
@@ -797,17 +796,17 @@ class VmReplication:
             shutil.rmtree(self._metadata_dir(o.chain), ignore_errors=True)
 
     def _add_stats(self, r: ReplicationResult) -> None:
-        s = self.stats
-        for k, v in r.stats.busy.items():
-            self._busy[k] = self._busy.get(k, 0.0) + v
-        bottleneck = max(self._busy, key=lambda k: self._busy[k]) if self._busy else None
-        self.stats = TransferStats(
-            s.processed_bytes + r.stats.processed_bytes,
-            s.read_bytes + r.stats.read_bytes,
-            s.transferred_bytes + r.stats.transferred_bytes,
-            s.duration + r.stats.duration,
-            Bottleneck(bottleneck.capitalize()) if bottleneck else None,
+        d = r.stats
+        shares = {k: v / d.duration for k, v in d.busy.items()} if d.duration > 0 else {}
+        disk = TransferStats(
+            d.processed_bytes,
+            d.read_bytes,
+            d.transferred_bytes,
+            d.duration,
+            None,
+            tuple(sorted((k, min(1.0, v)) for k, v in shares.items())),
         )
+        self.stats = combine([self.stats, disk])
         self.ctx.store.sessions.update_task(self.task_id, self.stats)
 
     # -- the restore point -------------------------------------------------------------------------

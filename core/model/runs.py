@@ -8,6 +8,7 @@ timezone-aware (the store keeps UTC); log messages are meant for an administrato
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -72,6 +73,8 @@ class TransferStats:
     transferred_bytes: int = 0
     duration: float = 0.0  # seconds
     bottleneck: Bottleneck | None = None
+    # Busy share of each stage over the run, 0 to 1: "source", "proxy", "network", "target".
+    busy: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("processed_bytes", "read_bytes", "transferred_bytes"):
@@ -82,9 +85,43 @@ class TransferStats:
             fields.choice("bottleneck", self.bottleneck, Bottleneck)
 
     @property
+    def bottleneck_line(self) -> str:
+        """"Source 12% > Proxy 80% > Network 35% > Target 20%", as the backup consoles show it."""
+        shares = dict(self.busy)
+        return " > ".join(
+            f"{stage.capitalize()} {shares[stage]:.0%}"
+            for stage in ("source", "proxy", "network", "target")
+            if stage in shares
+        )
+
+    @property
     def rate(self) -> float:
         """Processing rate in bytes per second."""
         return self.processed_bytes / self.duration if self.duration > 0 else 0.0
+
+
+def combine(parts: Iterable[TransferStats]) -> TransferStats:
+    """The totals of several runs (a VM's disks, a job's VMs): bytes and time added, each
+    stage's busy share weighted by duration, the busiest stage the bottleneck."""
+    items = list(parts)
+    duration = sum(p.duration for p in items)
+    busy: dict[str, float] = {}
+    for p in items:
+        for stage, share in p.busy:
+            busy[stage] = busy.get(stage, 0.0) + share * p.duration
+    shares = {k: min(1.0, v / duration) for k, v in busy.items()} if duration > 0 else {}
+    top = max(shares, key=lambda k: shares[k]) if shares else None
+    bottleneck = Bottleneck(top.capitalize()) if top else next(
+        (p.bottleneck for p in reversed(items) if p.bottleneck), None
+    )
+    return TransferStats(
+        sum(p.processed_bytes for p in items),
+        sum(p.read_bytes for p in items),
+        sum(p.transferred_bytes for p in items),
+        duration,
+        bottleneck,
+        tuple(sorted(shares.items())),
+    )
 
 
 @dataclass(frozen=True)

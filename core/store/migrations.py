@@ -331,6 +331,19 @@ def m0009_failover_plans(db: Database) -> None:
     )
 
 
+@migrations(name="0010_stage_shares")
+def m0010_stage_shares(db: Database) -> None:
+    """Each run's and VM's busy share per stage (source, proxy, network, target): the line
+    "Source 12% > Proxy 80% > Network 35% > Target 20%" the console shows."""
+    _sql(
+        db,
+        """
+        ALTER TABLE sessions ADD COLUMN busy TEXT;
+        ALTER TABLE task_sessions ADD COLUMN busy TEXT
+        """,
+    )
+
+
 def names() -> list[str]:
     """Every migration of the set, in order (the latest schema version is their number)."""
     return [m.name for m in migrations.pending(Database(memory=True))]

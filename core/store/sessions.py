@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+import json
 from typing import Any
 
 from sqlite_utils import Database
@@ -38,6 +39,7 @@ def _stats(row: Row) -> TransferStats:
         transferred_bytes=row["transferred_bytes"],
         duration=row["duration"],
         bottleneck=None if row["bottleneck"] is None else Bottleneck(row["bottleneck"]),
+        busy=tuple((str(k), float(v)) for k, v in json.loads(row.get("busy") or "{}").items()),
     )
 
 
@@ -48,6 +50,7 @@ def _stats_row(stats: TransferStats) -> Row:
         "transferred_bytes": stats.transferred_bytes,
         "duration": float(stats.duration),
         "bottleneck": None if stats.bottleneck is None else str(stats.bottleneck),
+        "busy": json.dumps(dict(stats.busy)) if stats.busy else None,
     }
 
 

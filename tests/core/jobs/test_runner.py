@@ -92,6 +92,14 @@ def test_full_then_cbt_and_digest_runs_with_retention(
     tasks = store.sessions.tasks(s1.id)
     assert sorted(t.vm_name for t in tasks) == sorted(names)
     assert all(t.stats.processed_bytes > 0 for t in tasks)
+    # Each VM and the session carry the stages' busy shares: the console's bottleneck line.
+    for t in tasks:
+        stages = dict(t.stats.busy)
+        assert set(stages) == {"source", "proxy", "network", "target"}
+        assert all(0 <= v <= 1 for v in stages.values())
+        assert t.stats.bottleneck is not None
+        assert t.stats.bottleneck.value in t.stats.bottleneck_line
+    assert store.sessions.get(s1.id).stats.bottleneck_line.startswith("Source ")
 
     # The replicas: named with the suffix, on the DR cluster's least loaded hosts, on the mapped
     # networks, one snapshot per restore point; no snapshot left on the sources.
