@@ -192,9 +192,11 @@ def _failover(
             on_powered_on(replica, vm.moref)
         if reip_plan is not None and not reip_failure:
             reip_failure = reip.verify(site.client, vm.moref, reip_plan, reip_timeout)
-            if not reip_failure:
+            if not reip_failure and reip_plan.expected:
                 op.info(f"re-IP verified: the guest reports {', '.join(reip_plan.expected)}")
+                op.reip = "verified"
         if reip_failure:
+            op.reip = f"failed: {reip_failure}"
             store.replicas.set_state(replica.id, ReplicaState.REIP_FAILED)
             op.warn(f"Re-IP failed: {reip_failure}")
             record = replace(record, reip=reip_failure)

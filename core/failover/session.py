@@ -58,6 +58,7 @@ class OperationResult:
     warnings: tuple[str, ...] = ()
     vm: str = ""  # moref of the VM the operation brought up: replica, test VM, failback target
     network: IsolatedNetwork | None = None  # test failover: the isolated network it is on
+    reip: str = ""  # failover: "verified", "failed: <why>", or "" (nothing to re-IP)
 
 
 PoweredOn = Callable[[Replica, str], None]
@@ -75,6 +76,7 @@ class Operation:
         self.title = title
         self.warnings: list[str] = []
         self.stats = TransferStats()  # what a failback copied; nothing for the others
+        self.reip = ""  # what a failover's re-IP came to (OperationResult.reip)
         self.session_id = 0
         self.task_id = 0
         self.status = RunStatus.RUNNING
@@ -127,4 +129,5 @@ class Operation:
             tuple(self.warnings),
             vm,
             network,
+            self.reip,
         )

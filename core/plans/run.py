@@ -123,20 +123,17 @@ def _heartbeat(store: Store, rec: Recorder, r: Resolved, vm: str) -> str:
     return ""
 
 
-def _reip_step(store: Store, rec: Recorder, r: Resolved, result: OperationResult) -> None:
+def _reip_step(rec: Recorder, r: Resolved, result: OperationResult) -> None:
     """After the failover returned: its re-IP, recorded apart from the power-on."""
-    if result.replica.state == ReplicaState.REIP_FAILED:
-        message, severity = "Re-IP failed: the VM runs with its old addresses", Severity.WARNING
-    elif store.jobs.get(result.replica.job).reip:
-        message, severity = "re-IP verified: the guest reports its new addresses", Severity.INFO
-    else:
+    if not result.reip:
         return
+    failed = result.reip != "verified"
     rec.step(
         StepKind.INFO,
-        message,
+        f"Re-IP {result.reip}" if failed else "re-IP verified: the guest reports its new addresses",
         item=r.name,
         replica_id=r.replica.id,
-        severity=severity,
+        severity=Severity.WARNING if failed else Severity.INFO,
         op_session=result.session_id,
     )
 
@@ -201,7 +198,7 @@ def run_plan(
             store, replica.id, point, reip_timeout=reip_timeout, on_powered_on=powered_on
         )
         warnings = list(_op_warnings(rec, r, result))
-        _reip_step(store, rec, r, result)
+        _reip_step(rec, r, result)
         if r.item.wait_heartbeat and result.vm:
             problem = _heartbeat(store, rec, r, result.vm)
             if problem:

@@ -8,21 +8,29 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from core.jobs.runner import run_job
-from core.lab.lab import Lab, LabState
+from core.lab.content import flat_name
+from core.lab.lab import Lab, LabState, datastore_file
 from core.lab.register import inventories, lab_job, register_lab
 from core.lab.topology import LabOptions
 from core.model.job import ReplicationJob
 from core.model.replicas import Replica
 from core.model.runs import RunStatus
 from core.store.store import Store
+from core.vmdk.descriptor import flat_descriptor, new_cid, render_descriptor
+from core.vsphere import power, vms
+from core.vsphere._pyvmomi import vim
+from core.vsphere.connection import VSphereClient
 from core.vsphere.datastore import DatastorePath
-from core.vsphere.models import Inventory
+from core.vsphere.inventory import read_inventory, read_vm
+from core.vsphere.models import Inventory, Vm
+from core.vsphere.tasks import wait
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +90,55 @@ def replica_folder(lab: LabState, store: Store, replica: Replica) -> Path:
     _, dr = inventories(lab)
     vm = dr.vm(replica.replica_moref or "")
     return dr_local(dr, vm.vmx_path).parent
+
+
+def prod_client(lab: LabState) -> VSphereClient:
+    p = lab.production
+    return VSphereClient.connect(p.address, p.port, lab.user, lab.password, protocol="http")
+
+
+def lose_and_restore_elsewhere(
+    lab: LabState, name: str, backup: dict[tuple[str, int], Path], keep_uuid: bool = True
+) -> Vm:
+    """The production site's disaster and its repair, for a failback: VM `name` is lost
+    (deleted), then restored from `backup` (its disks, by device key) as a new VM on another
+    host and datastore, keeping the original's instance UUID when `keep_uuid` (a restore that
+    keeps the VM's identity). The restored VM is left powered off."""
+    prod, _ = inventories(lab)
+    original = prod.vms_named(name)[0]
+    host = next(h for h in prod.hosts if h.moref != original.host and h.datastores)
+    datastore = next(d for d in host.datastores if d != original.disks[0].datastore)
+    dc = prod.datacenter(host.datacenter)
+    with prod_client(lab) as c:
+        power.power_off(c, original.moref)
+        vms.destroy_vm(c, original.moref)
+        made = vms.create_vm(
+            c,
+            vms.NewVm(
+                name=f"{name} (restored)",
+                host=host.moref,
+                resource_pool=host.resource_pool,
+                folder=dc.vm_folder,
+                datastore=datastore,
+                cpus=original.cpus,
+                memory_mb=original.memory_mb,
+                guest_id=original.guest_id,
+                disks=tuple(vms.NewDisk(d.capacity) for d in original.disks),
+            ),
+        )
+        inv = read_inventory(c)
+        for old, new in zip(
+            sorted(original.disks, key=lambda d: d.key),
+            sorted(made.disks, key=lambda d: d.key),
+            strict=True,
+        ):
+            desc = datastore_file(inv, new.datastore, new.file_name)
+            shutil.copyfile(backup[(name, old.key)], flat_name(desc))
+            text = flat_descriptor(new.capacity, flat_name(desc).name, new_cid(), "vmfs")
+            desc.write_text(render_descriptor(text), encoding="utf-8")
+        if keep_uuid:
+            obj = c.obj("VirtualMachine", made.moref)
+            spec = vim.vm.ConfigSpec(instanceUuid=original.instance_uuid)
+            what = f"restore the identity of {made.name!r}"
+            wait(c, c.call(what, lambda: obj.ReconfigVM_Task(spec=spec)), what, 60)
+        return read_vm(c, made.moref)

@@ -9,10 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import FailoverNetworkError, ReplicaStateError
+from core.errors import FailbackError, FailoverNetworkError, ReplicaStateError
 from core.failover.drill import cleanup_test_failover, start_test_failover
-from core.failover.failback import NewLocation, commit_failback, failback, undo_failback
+from core.failover.failback import (
+    NewLocation,
+    Restored,
+    commit_failback,
+    failback,
+    undo_failback,
+)
 from core.failover.operations import failover, permanent_failover, planned_failover, undo_failover
+from core.failover.reip import plan as plan_reip
 from core.lab.content import flat_name
 from core.lab.lab import LabState, datastore_file
 from core.lab.register import inventories, lab_job
@@ -22,13 +29,17 @@ from core.model.replicas import ReplicaState
 from core.model.runs import RunStatus
 from core.store.store import Store
 from core.vsphere import power
+from core.vsphere._pyvmomi import vim
 from core.vsphere.connection import VSphereClient
-from core.vsphere.customization import Customization, NicIp, customize_vm
+from core.vsphere.customization import Customization, NicIp, build_spec, customize_vm
+from core.vsphere.props import retrieve_one
 from tests.conftest import assert_identical, qemu_compare
 from tests.core.failover.conftest import (
     dr_local,
     folder_hashes,
+    lose_and_restore_elsewhere,
     ok,
+    prod_client,
     replica_folder,
     replicate,
     the_replica,
@@ -47,9 +58,9 @@ def source_flats(lab: LabState, name: str) -> list[Path]:
     return [flat_name(datastore_file(prod, d.datastore, d.file_name)) for d in v.disks]
 
 
-def prod_client(lab: LabState) -> VSphereClient:
-    p = lab.production
-    return VSphereClient.connect(p.address, p.port, lab.user, lab.password, protocol="http")
+def dr_client(lab: LabState) -> VSphereClient:
+    d = lab.dr
+    return VSphereClient.connect(d.address, d.port, lab.user, lab.password, protocol="http")
 
 
 def test_permanent_failover(lab: LabState, store: Store, tmp_path: Path) -> None:
@@ -263,3 +274,102 @@ def test_failback_to_a_new_vm_then_commit(lab: LabState, store: Store) -> None:
     commit_failback(store, r.id)
     assert [o.moref for o in store.jobs.get(job.name).source.objects] == [new.moref]
     ok(store, job.name)  # the new VM is replicated from now on
+
+
+def test_failback_to_the_original_restored_in_another_place(
+    lab: LabState, store: Store, tmp_path: Path
+) -> None:
+    name = "app-02"
+    job = replicate(store, lab, "Failback restored", [name])
+    backup = source_copies(lab, [name], tmp_path / "backup")  # what a backup of it holds
+    r = the_replica(store, job.name, name)
+    failover(store, r.id)
+    disks = running(lab, r.replica_moref or "")
+    subprocess.run(  # the running replica's guest writes 3 MiB at 4 MiB
+        ["qemu-io", "-f", "vmdk", "-c", "write -P 0xa7 4M 3M", str(disks[0])],
+        check=True,
+        capture_output=True,
+    )
+    prod, _ = inventories(lab)
+    original = vm(prod, name)
+    # Production is lost, then rebuilt: the VM comes back from the backup, elsewhere.
+    restored = lose_and_restore_elsewhere(lab, name, backup)
+    assert restored.moref != original.moref and restored.host != original.host
+    assert restored.disks[0].datastore != original.disks[0].datastore
+    with pytest.raises(FailbackError, match="is gone: fail back to the original VM restored"):
+        failback(store, r.id, shutdown_timeout=5)
+    other = next(
+        v for v in prod.vms if [d.capacity for d in v.disks] != [d.capacity for d in original.disks]
+    )
+    with pytest.raises(FailbackError, match=r"the layouts differ|disks, the replica"):
+        failback(store, r.id, to=Restored(other.moref), shutdown_timeout=5)
+    assert store.replicas.get(r.id).state == ReplicaState.FAILOVER
+
+    # Found by the original's instance UUID (recorded at failover); only the guest's writes
+    # travel back, since the restored disks hold what the replica's point holds.
+    result = failback(store, r.id, to=Restored(), shutdown_timeout=5)
+    assert result.replica.state == ReplicaState.FAILBACK and result.vm == restored.moref
+    assert store.sessions.get(result.session_id).stats.transferred_bytes == 3 << 20
+    prod, dr = inventories(lab)
+    back = prod.vm(restored.moref)
+    assert back.power_state == "poweredOn"
+    assert dr.vm(r.replica_moref or "").power_state == "poweredOff"
+    for path, d in zip(disks, sorted(back.disks, key=lambda d: d.key), strict=True):
+        assert_identical(path, flat_name(datastore_file(prod, d.datastore, d.file_name)))
+    log = [e.message for t in store.sessions.tasks(result.session_id) for e in t.log]
+    assert any("restored in another place" in m and restored.moref in m for m in log)
+
+    undo_failback(store, r.id)  # the restored VM is off again, not deleted
+    prod, _ = inventories(lab)
+    assert prod.vm(restored.moref).power_state == "poweredOff"
+    again = failback(store, r.id, to=Restored(restored.moref), shutdown_timeout=5)
+    assert store.sessions.get(again.session_id).stats.transferred_bytes == 0
+    commit_failback(store, r.id)
+    assert [o.moref for o in store.jobs.get(job.name).source.objects] == [restored.moref]
+    ok(store, job.name)  # the restored VM is replicated from now on
+
+
+def test_reip_windows_guest_by_sysprep(lab: LabState, store: Store) -> None:
+    name = "dc01"  # a Windows guest with two NICs
+    give_addresses(lab, name, [("172.17.40.7", "255.255.0.0"), ("10.1.2.40", "255.255.255.0")])
+    rules = (
+        ReIpRule(
+            "172.17.*.*",
+            "192.168.*.*",
+            source_mask="255.255.0.0",
+            target_mask="255.255.0.0",
+            gateway="192.168.0.1",
+            dns=("192.168.0.53",),
+            wins=("192.168.0.54", "192.168.0.55"),
+        ),
+        ReIpRule("10.1.2.0/24", "10.201.2.0/24", gateway="10.201.2.1"),
+    )
+    job = replace(lab_job(lab, "Re-IP Windows", [name]), reip=rules)
+    store.jobs.add(job)
+    ok(store, job.name)
+    r = the_replica(store, job.name, name)
+    prod, dr = inventories(lab)
+    replica_vm = dr.vm(r.replica_moref or "")
+    assert replica_vm.guest_id.startswith("windows")
+    # What failover stores on the replica: a Sysprep identity, WINS on the first NIC.
+    p = plan_reip(rules, replica_vm, vm(prod, name))
+    assert p is not None and p.customization is not None and not p.problems
+    assert p.customization.os == "windows"
+    assert p.customization.nics[0].wins == ("192.168.0.54", "192.168.0.55")
+    spec = build_spec(p.customization)
+    assert isinstance(spec.identity, vim.vm.customization.Sysprep)
+    assert spec.identity.userData.computerName.name == "dc01"
+
+    result = failover(store, r.id, reip_timeout=30)
+    assert result.status == RunStatus.SUCCESS and result.replica.state == ReplicaState.FAILOVER
+    assert result.vm == r.replica_moref
+    with dr_client(lab) as c:
+        guest = retrieve_one(
+            c, c.obj("VirtualMachine", result.vm), ["guest.hostName", "guest.net"], "read guest"
+        )
+    assert guest["guest.hostName"] == "dc01"  # Sysprep's computer name, as the guest reports it
+    per_nic = [tuple(n.ipAddress) for n in guest["guest.net"]]
+    assert per_nic == [("192.168.40.7",), ("10.201.2.40",)]
+    log = [e.message for t in store.sessions.tasks(result.session_id) for e in t.log]
+    assert any("re-IP verified: the guest reports 192.168.40.7, 10.201.2.40" in m for m in log)
+    undo_failover(store, r.id)

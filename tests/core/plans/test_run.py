@@ -4,16 +4,19 @@ skips, scripts, and replicas exactly as before afterwards."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 from core.failover.operations import failover, undo_failover
 from core.lab.register import inventories
 from core.model.plans import FailoverPlan, PlanItem, PlanScript, StepKind
+from core.model.reip import ReIpRule
 from core.model.replicas import ReplicaState
 from core.model.runs import RunStatus
-from core.plans.run import run_plan, run_plan_test, undo_plan
+from core.plans.run import cleanup_plan_test, run_plan, run_plan_test, undo_plan
 from core.plans.schedule import Outcome
 from tests.core.failover.conftest import folder_hashes
+from tests.core.failover.test_operations import give_addresses
 from tests.core.plans.conftest import VMS, PlanLab, replica_folders
 
 DELAY = 1.0
@@ -206,3 +209,69 @@ def test_pre_script_failure_stops_the_plan_and_post_script_output_is_logged(
         i for i, m in enumerate(messages) if m == "up"
     )
     undo_failover(store, planlab.replicas["dc01"].id)
+
+
+def test_plan_test_shares_one_isolated_network_until_cleanup(planlab: PlanLab) -> None:
+    store = planlab.store
+    _, dr = inventories(planlab.lab)
+    networks_before = sorted(n.name for n in dr.networks)
+    vms_before = sorted(v.name for v in dr.vms)
+    store.plans.add(three_groups("Shared drill"))
+    result = run_plan_test(store, "Shared drill", keep=True)
+    assert result.status == RunStatus.SUCCESS
+    session = store.plan_sessions.get(result.session_id)
+    _, dr = inventories(planlab.lab)
+    tests = [dr.vms_named(r.replica_name + "_test")[0] for r in planlab.replicas.values()]
+    # One network for the whole test, on one host: every test VM reaches the others.
+    assert {n.network_name for v in tests for n in v.nics} == {
+        f"ReplicaDesk plan test {result.session_id} (isolated)"
+    }
+    assert len({v.host for v in tests}) == 1
+    assert all(v.power_state == "poweredOn" for v in tests)
+    # The plan took each test VM from its operation's result, not by a name lookup.
+    powered = {s.item: s.message for s in session.of(StepKind.POWERED_ON)}
+    for v in tests:
+        (item,) = [n for n, r in planlab.replicas.items() if r.replica_name + "_test" == v.name]
+        assert f"({v.moref}) is powered on" in powered[item]
+
+    cleanup = cleanup_plan_test(store, "Shared drill")
+    assert cleanup.status == RunStatus.SUCCESS
+    steps = [s.message for s in store.plan_sessions.get(cleanup.session_id).steps]
+    network = f"ReplicaDesk plan test {result.session_id} (isolated)"
+    assert steps[-1] == f"isolated network {network!r} removed"
+    _, dr = inventories(planlab.lab)
+    assert sorted(n.name for n in dr.networks) == networks_before
+    assert sorted(v.name for v in dr.vms) == vms_before
+
+
+def test_power_on_and_reip_are_recorded_apart_in_order(planlab: PlanLab) -> None:
+    store = planlab.store
+    name = "app+cache"
+    give_addresses(
+        planlab.lab, name, [("172.17.5.20", "255.255.0.0"), ("10.1.2.3", "255.255.255.0")]
+    )
+    job = store.jobs.get(planlab.job)
+    rules = (
+        ReIpRule("172.17.*.*", "192.168.*.*", target_mask="255.255.0.0"),
+        ReIpRule("10.1.2.0/24", "10.201.2.0/24"),
+    )
+    store.jobs.update(replace(job, reip=rules))
+    try:
+        store.plans.add(FailoverPlan("Re-IP order", (PlanItem(name, delay_after=0),)))
+        result = run_plan(store, "Re-IP order", reip_timeout=30)
+        assert result.status == RunStatus.SUCCESS
+        steps = [s for s in store.plan_sessions.get(result.session_id).steps if s.item == name]
+        kinds = [(s.kind, s.message) for s in steps]
+        assert [k for k, _ in kinds] == [
+            StepKind.START,
+            StepKind.POWERED_ON,
+            StepKind.INFO,
+            StepKind.HEARTBEAT,
+            StepKind.UP,
+        ], kinds
+        assert kinds[2][1] == "re-IP verified: the guest reports its new addresses"
+        times = [s.time for s in steps]
+        assert times == sorted(times)
+        undo_plan(store, "Re-IP order")
+    finally:
+        store.jobs.update(job)
