@@ -26,6 +26,8 @@ class EventKind(StrEnum):
     MISSED = "missed"  # a due run dropped: outside the window, or nothing left to retry
     STOPPING = "stopping"  # a running job is being stopped (window closed, service stopping)
     RETRY_SCHEDULED = "retry scheduled"
+    RPO_VIOLATED = "RPO violated"  # a VM's newest restore point is older than its job's RPO
+    RPO_MET = "RPO met again"
     ERROR = "error"
 
 

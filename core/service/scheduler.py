@@ -57,6 +57,7 @@ from core.model.runs import (
     Severity,
 )
 from core.model.schedule import AfterJob
+from core.planning.rpo import violations as rpo_violations
 from core.service.clock import Clock, local_zone, utc_now
 from core.service.events import EventKind, ServiceEvent, ServiceSink
 from core.service.events import ignore as ignore_service
@@ -121,6 +122,7 @@ class Scheduler:
         self._run_events = run_events
         self._cancel = cancel or threading.Event()
         self._wake = threading.Event()
+        self._rpo_alarms: set[tuple[str, int]] = set()
         self._lock = threading.Lock()  # guards _running, _finished and each run's stop
         self._state_lock = threading.Lock()  # one read-modify-write of ScheduleState at a time
         self._running: dict[str, _Run] = {}
@@ -262,6 +264,7 @@ class Scheduler:
         store = self.store
         now = self._now()
         self._check_windows(now)
+        self._check_rpo(now)
         started: list[str] = []
         for name in store.jobs.names():
             if self._cancel.is_set():
@@ -585,6 +588,17 @@ class Scheduler:
 
     def _next(self, following: dt.datetime | None) -> str:
         return f"; next run {self._show(following)}" if following is not None else ""
+
+    def _check_rpo(self, now: dt.datetime) -> None:
+        """Raise an RPO alarm once per VM when its newest point gets older than the job's RPO,
+        and say so when a run brings it back within it."""
+        current = {(v.job, v.replica_id): v for v in rpo_violations(self.store, at=now)}
+        for key, v in current.items():
+            if key not in self._rpo_alarms:
+                self._emit(EventKind.RPO_VIOLATED, v.job, v.message)
+        for key in self._rpo_alarms - current.keys():
+            self._emit(EventKind.RPO_MET, key[0], f"replica {key[1]} is within its RPO again")
+        self._rpo_alarms = set(current)
 
     def _emit(
         self,

@@ -395,3 +395,25 @@ def test_a_job_running_from_the_command_line_makes_the_service_skip_its_slot(
     assert only.trigger == RunTrigger.MANUAL and manual[0].status in OK
     st = state(store, job)
     assert (st.next_run, st.last_run, st.retry_at) == (at(11), None, None)
+
+
+def test_an_rpo_violation_raises_one_alarm_until_a_run_meets_it_again(
+    store: Store, add_job: Callable[..., str], scheduler: Make, events: Events
+) -> None:
+    job = add_job("rpo watched", ["dc01"], JobSchedule(None))
+    assert run_job(store, job).status in OK
+    now = dt.datetime.now(dt.UTC)
+    clock = FakeClock(now)
+    s = scheduler(clock)
+    s.run_pending()
+    assert events.of(EventKind.RPO_VIOLATED) == []
+    clock.set(now + dt.timedelta(hours=25))  # the job's RPO is the default 24 h
+    s.run_pending()
+    s.run_pending()
+    (alarm,) = events.of(EventKind.RPO_VIOLATED)
+    assert alarm.job == job and "beyond the RPO of 24 h" in alarm.message
+    assert run_job(store, job).status in OK
+    clock.set(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1))
+    s.run_pending()
+    assert len(events.of(EventKind.RPO_MET)) == 1
+    assert len(events.of(EventKind.RPO_VIOLATED)) == 1
