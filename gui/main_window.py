@@ -31,9 +31,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.model.job import ReplicationJob
 from core.model.runs import Session
 from core.store.store import Store
 from gui import format as fmt
+from gui.disaster_recovery import DisasterRecovery
 from gui.models.infra import ProxiesModel, RepositoriesModel, ServersModel
 from gui.models.inventory import InventoryModel
 from gui.models.jobs import JobsModel
@@ -43,9 +45,12 @@ from gui.snapshot import JobRow, ReplicaRow
 from gui.store_watcher import DEFAULT_INTERVAL_MS, StoreWatcher
 from gui.views.infrastructure import InfrastructureView
 from gui.views.inventory import InventoryView
+from gui.views.plans import PlansView
 from gui.views.replicas import ReplicasView
 from gui.views.session import SessionWindow
 from gui.views.table import RecordTable
+from gui.wizard.context import WizardContext
+from gui.wizard.wizard import JobWizard
 from gui.workers import InventoryWorker, RunJobWorker, Workers
 
 DAY = dt.timedelta(hours=24)
@@ -55,6 +60,7 @@ class Page(StrEnum):
     JOBS = "Jobs"
     REPLICAS_READY = "Ready"
     REPLICAS_ACTIVE = "Active"
+    PLANS = "Failover Plans"
     LAST_24H = "Last 24 Hours"
     INVENTORY = "Inventory"
     SERVERS = "Managed Servers"
@@ -65,7 +71,7 @@ class Page(StrEnum):
 
 # (group label, the page the group itself opens, its pages)
 NAVIGATION: tuple[tuple[str, Page, tuple[Page, ...]], ...] = (
-    ("Home", Page.JOBS, (Page.JOBS, Page.LAST_24H)),
+    ("Home", Page.JOBS, (Page.JOBS, Page.PLANS, Page.LAST_24H)),
     ("Inventory", Page.INVENTORY, ()),
     ("Backup Infrastructure", Page.SERVERS, (Page.SERVERS, Page.PROXIES, Page.REPOSITORIES)),
     ("History", Page.HISTORY, ()),
@@ -76,6 +82,7 @@ PAGE_ORDER = (
     Page.JOBS,
     Page.REPLICAS_READY,
     Page.REPLICAS_ACTIVE,
+    Page.PLANS,
     Page.LAST_24H,
     Page.INVENTORY,
     Page.SERVERS,
@@ -94,6 +101,7 @@ class MainWindow(QMainWindow):
     pageChanged = Signal(str)
     runStarted = Signal(object)  # the RunJobWorker of a run started here
     sessionOpened = Signal(object)  # the SessionWindow just opened
+    wizardOpened = Signal(object)  # the JobWizard just opened (New or Edit job)
 
     def __init__(
         self, store: Store, poll_ms: int = DEFAULT_INTERVAL_MS, parent: QWidget | None = None
@@ -107,6 +115,7 @@ class MainWindow(QMainWindow):
         self.session_windows: dict[int, SessionWindow] = {}
         self._closing = False
         self._inventory_worker: InventoryWorker | None = None
+        self.job_wizard: JobWizard | None = None
         self._last_poll: dt.datetime | None = None
 
         self.jobs_model = JobsModel(self)
@@ -116,6 +125,8 @@ class MainWindow(QMainWindow):
         self.proxies_model = ProxiesModel(self)
         self.repositories_model = RepositoriesModel(self)
         self.inventory_model = InventoryModel(self)
+        # Replica operations, failover plans and planning (their actions, page and windows).
+        self.dr = DisasterRecovery(self, poll_ms)
 
         self._make_views()
         self._make_actions()
@@ -130,7 +141,7 @@ class MainWindow(QMainWindow):
     def _make_views(self) -> None:
         self.jobs_view = RecordTable(
             self.jobs_model,
-            empty_text="No replication jobs yet. Create one with `replicadesk job create`.",
+            empty_text="No replication jobs yet. Create one with New Replication Job (Ctrl+N).",
             filter_hint="Filter jobs",
         )
         self.ready_view = ReplicasView(
@@ -184,6 +195,7 @@ class MainWindow(QMainWindow):
             Page.JOBS: self.jobs_view,
             Page.REPLICAS_READY: self.ready_view,
             Page.REPLICAS_ACTIVE: self.active_view,
+            Page.PLANS: self.dr.plans_view,
             Page.LAST_24H: self.last24_view,
             Page.INVENTORY: self.inventory_view,
             Page.SERVERS: self.servers_view,
@@ -212,6 +224,18 @@ class MainWindow(QMainWindow):
 
     def _make_actions(self) -> None:
         sp = QStyle.StandardPixmap
+        self.act_new_job = self._action(
+            "&New Replication Job",
+            sp.SP_FileDialogNewFolder,
+            QKeySequence.StandardKey.New,
+            "Create a replication job: VMs, destination, settings and schedule",
+        )
+        self.act_edit_job = self._action(
+            "&Edit Job",
+            sp.SP_FileDialogInfoView,
+            "Ctrl+E",
+            "Change the selected job's settings in the same wizard",
+        )
         self.act_run = self._action(
             "&Run Job", sp.SP_MediaPlay, "Ctrl+R", "Run the selected jobs now"
         )
@@ -248,6 +272,8 @@ class MainWindow(QMainWindow):
         self.act_quit = self._action(
             "&Quit", sp.SP_DialogCloseButton, QKeySequence.StandardKey.Quit, "Close ReplicaDesk"
         )
+        self.act_new_job.triggered.connect(self.new_job)
+        self.act_edit_job.triggered.connect(self.edit_selected_job)
         self.act_run.triggered.connect(self.run_selected_jobs)
         self.act_stop.triggered.connect(self.stop_selected_jobs)
         self.act_stats.triggered.connect(self.open_selected_session)
@@ -256,7 +282,13 @@ class MainWindow(QMainWindow):
         self.act_filter.triggered.connect(self.focus_filter)
         self.act_quit.triggered.connect(self.close)
         self.page_actions: dict[Page, list[QAction]] = {
-            Page.JOBS: [self.act_run, self.act_stop, self.act_stats],
+            Page.JOBS: [
+                self.act_new_job,
+                self.act_edit_job,
+                self.act_run,
+                self.act_stop,
+                self.act_stats,
+            ],
             Page.REPLICAS_READY: [self.act_stats],
             Page.REPLICAS_ACTIVE: [self.act_stats],
             Page.LAST_24H: [self.act_stats],
@@ -266,13 +298,20 @@ class MainWindow(QMainWindow):
             Page.PROXIES: [],
             Page.REPOSITORIES: [],
         }
-        self.jobs_view.actions_for_menu = [self.act_run, self.act_stop, self.act_stats]
+        self.jobs_view.actions_for_menu = [
+            self.act_new_job,
+            self.act_edit_job,
+            self.act_run,
+            self.act_stop,
+            self.act_stats,
+        ]
         for view in (self.ready_view.table, self.active_view.table):
             view.actions_for_menu = [self.act_stats]
         for view in (self.last24_view, self.history_view):
             view.actions_for_menu = [self.act_stats]
         self.inventory_view.tree.addAction(self.act_reload_inventory)
         self.servers_view.table.actions_for_menu = [self.act_reload_inventory]
+        self.dr.add_actions()
         self.toolbar = QToolBar("Ribbon", self)
         self.toolbar.setObjectName("ribbon")
         self.toolbar.setMovable(False)
@@ -324,6 +363,9 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.act_quit)
         jobs_menu = bar.addMenu("&Job")
+        for a in (self.act_new_job, self.act_edit_job):
+            jobs_menu.addAction(a)
+        jobs_menu.addSeparator()
         for a in (self.act_run, self.act_stop, self.act_stats):
             jobs_menu.addAction(a)
         go = bar.addMenu("&Go")
@@ -331,7 +373,7 @@ class MainWindow(QMainWindow):
         for n, page in enumerate(PAGE_ORDER, start=1):
             label = f"Replicas: {page}" if page in REPLICA_PAGES else str(page)
             action = QAction(label, self)
-            action.setShortcut(QKeySequence(f"Ctrl+{n}"))
+            action.setShortcut(QKeySequence(f"Ctrl+{n % 10}"))
             action.triggered.connect(lambda _checked=False, p=page: self.show_page(p))
             self.addAction(action)
             go.addAction(action)
@@ -340,6 +382,7 @@ class MainWindow(QMainWindow):
         go.addAction(self.act_filter)
         inventory_menu = bar.addMenu("&Inventory")
         inventory_menu.addAction(self.act_reload_inventory)
+        self.dr.add_menus(bar)
 
     def _make_status_bar(self) -> None:
         bar = self.statusBar()
@@ -388,6 +431,7 @@ class MainWindow(QMainWindow):
     def start(self) -> None:
         """Start reading the store (the inventory follows once the servers are known)."""
         self.watcher.start()
+        self.dr.start()
 
     # -- navigation --------------------------------------------------------------------------------
 
@@ -423,7 +467,7 @@ class MainWindow(QMainWindow):
         widget = self.pages[self.page]
         if isinstance(widget, RecordTable):
             widget.filter.setFocus()
-        elif isinstance(widget, ReplicasView | InfrastructureView):
+        elif isinstance(widget, ReplicasView | InfrastructureView | PlansView):
             widget.table.filter.setFocus()
         elif isinstance(widget, InventoryView):
             widget.filter.setFocus()
@@ -468,6 +512,8 @@ class MainWindow(QMainWindow):
         ours = [j for j in jobs if j.name in self.workers.runs]
         elsewhere = [j for j in jobs if j.running is not None and j.name not in self.workers.runs]
         self.act_run.setEnabled(bool(runnable))
+        self.act_edit_job.setEnabled(len(jobs) == 1 and self.job_wizard is None)
+        self.act_new_job.setEnabled(self.job_wizard is None)
         self.act_stop.setEnabled(any(not self.workers.runs[j.name].cancelled for j in ours))
         if elsewhere and not ours:
             self.act_stop.setStatusTip(
@@ -485,15 +531,63 @@ class MainWindow(QMainWindow):
         for row in self.selected_jobs():
             if row.running is not None or row.name in self.workers.runs:
                 continue
-            worker = self.workers.run_job(self.store, row.name)
-            worker.sessionStarted.connect(self._run_session_started)
-            worker.failed.connect(self._run_failed)
-            worker.finished.connect(self._run_finished)
-            started.append(worker)
-            self.statusBar().showMessage(f"Job {row.name} started", 5000)
-            self.runStarted.emit(worker)
+            started.append(self._start_run(row.name))
         self._update_actions()
         return started
+
+    def _start_run(self, job: str) -> RunJobWorker:
+        worker = self.workers.run_job(self.store, job)
+        worker.sessionStarted.connect(self._run_session_started)
+        worker.failed.connect(self._run_failed)
+        worker.finished.connect(self._run_finished)
+        self.statusBar().showMessage(f"Job {job} started", 5000)
+        self.runStarted.emit(worker)
+        return worker
+
+    # -- the job wizard ----------------------------------------------------------------------------
+
+    def wizard_context(self) -> WizardContext:
+        """What the wizard needs, from what the watcher and the inventory worker read."""
+        return WizardContext(
+            servers=tuple(self.servers_model.records()),
+            proxies=tuple(self.proxies_model.records()),
+            repositories=tuple(self.repositories_model.records()),
+            jobs=tuple(r.name for r in self.jobs_model.records()),
+            inventories=dict(self.inventory_model.inventories),
+        )
+
+    def new_job(self) -> JobWizard:
+        return self._open_wizard(None)
+
+    def edit_selected_job(self) -> JobWizard | None:
+        jobs = self.selected_jobs()
+        return self._open_wizard(jobs[0].job) if len(jobs) == 1 else None
+
+    def _open_wizard(self, job: ReplicationJob | None) -> JobWizard:
+        if self.job_wizard is not None:
+            self.job_wizard.raise_()
+            self.job_wizard.activateWindow()
+            return self.job_wizard
+        wizard = JobWizard(self.store, self.workers, self.wizard_context(), job, self)
+        wizard.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        wizard.jobSaved.connect(self._job_saved)
+        wizard.finished.connect(self._wizard_closed)
+        self.job_wizard = wizard
+        self._update_actions()
+        wizard.show()
+        self.wizardOpened.emit(wizard)
+        return wizard
+
+    def _wizard_closed(self, _result: int) -> None:
+        self.job_wizard = None
+        self._update_actions()
+
+    def _job_saved(self, job: ReplicationJob, run_now: bool) -> None:
+        self.statusBar().showMessage(f"Job {job.name} saved", 5000)
+        self.watcher.refresh()
+        if run_now and job.name not in self.workers.runs:
+            self._start_run(job.name)
+            self._update_actions()
 
     def stop_selected_jobs(self) -> None:
         for row in self.selected_jobs():
@@ -645,6 +739,7 @@ class MainWindow(QMainWindow):
         for window in list(self.session_windows.values()):
             window.close()
         self.watcher.stop()
+        self.dr.stop()
         super().closeEvent(event)
 
     def _workers_idle(self) -> None:

@@ -103,11 +103,25 @@ def test_navigation_switches_views_and_the_toolbar_follows(
     window.show_page(Page.JOBS)
     assert window.act_run in window.toolbar.actions()
     assert window.act_reload_inventory not in window.toolbar.actions()
-    assert window.jobs_view.actions_for_menu == [window.act_run, window.act_stop, window.act_stats]
+    assert window.jobs_view.actions_for_menu == [
+        window.act_new_job,
+        window.act_edit_job,
+        window.act_run,
+        window.act_stop,
+        window.act_stats,
+    ]
     # Nothing selected: the selection's actions are off; every action has a shortcut.
     window.jobs_view.view.clearSelection()
     assert not window.act_run.isEnabled() and not window.act_stop.isEnabled()
-    for action in (window.act_run, window.act_stop, window.act_stats, window.act_refresh):
+    assert window.act_new_job.isEnabled() and not window.act_edit_job.isEnabled()
+    for action in (
+        window.act_new_job,
+        window.act_edit_job,
+        window.act_run,
+        window.act_stop,
+        window.act_stats,
+        window.act_refresh,
+    ):
         assert not action.shortcut().isEmpty()
 
 

@@ -1,0 +1,1 @@
+"""The New Replication Job wizard (and Edit job): `JobWizard` and its steps."""
