@@ -1,10 +1,15 @@
 # The two commands of the README. Both set everything up first (installer/setup.sh).
-.PHONY: setup demo test lint bench bench-jobs
+.PHONY: setup demo demo-headless test lint bench bench-jobs
 
 setup:
 	./installer/setup.sh
 
+# The console on the built-in lab; it needs a display and says so (pointing here) without one.
 demo: setup
+	.venv/bin/replicadesk console --lab
+
+# The same story in the terminal: two runs of the job, replicas checked with qemu-img.
+demo-headless: setup
 	.venv/bin/replicadesk demo
 
 test: setup

@@ -55,7 +55,9 @@ def run_console(db: Path) -> int:
         store.close()
 
 
-def console_command(db: Path | None, render: Path | None, vms: int) -> int:
+def console_command(
+    db: Path | None, render: Path | None, vms: int, lab: bool = False, lab_dir: Path | None = None
+) -> int:
     """What `replicadesk console` runs (its arguments are parsed by core's CLI)."""
     if render is not None:
         from gui.render import render_views
@@ -63,6 +65,11 @@ def console_command(db: Path | None, render: Path | None, vms: int) -> int:
         for path in render_views(render, vms=vms):
             print(path)
         return 0
+    from gui.lab_console import require_display, run_lab_console
+
+    if lab:
+        return run_lab_console(lab_dir, vms)
+    require_display()
     return run_console((db or default_db()).expanduser())
 
 
@@ -73,10 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--db", type=Path, default=None, help=f"the database (default {default_db()})"
     )
     parser.add_argument("--render", type=Path, metavar="DIR", help="render every view to DIR")
-    parser.add_argument("--vms", type=int, default=12, help="VMs in the lab --render starts")
+    parser.add_argument(
+        "--lab", action="store_true", help="start the built-in lab and open the console on it"
+    )
+    parser.add_argument("--dir", type=Path, help="with --lab: keep its database in DIR")
+    parser.add_argument("--vms", type=int, default=12, help="VMs in the lab --lab/--render starts")
     args = parser.parse_args(argv)
     try:
-        return console_command(args.db, args.render, args.vms)
+        return console_command(args.db, args.render, args.vms, args.lab, args.dir)
     except ReplicaDeskError as e:
         print(f"replicadesk-console: error: {e}", file=sys.stderr)
         return e.exit_code

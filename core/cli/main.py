@@ -78,11 +78,21 @@ def _register_console(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p = sub.add_parser(
         "console",
         help="open the ReplicaDesk console (Qt desktop)",
-        description="Open the console on the database. --render DIR instead starts the lab, "
-        "runs a job and writes a PNG of every main view to DIR (offscreen).",
+        description="Open the console on the database. --lab instead starts the built-in lab, "
+        "registers it in a new database with a job over several VMs and opens the console on "
+        "it (the lab stops when the window closes). --render DIR starts the lab, runs a job and "
+        "writes a PNG of every main view to DIR (offscreen).",
+    )
+    p.add_argument(
+        "--lab", action="store_true", help="start the built-in lab and open the console on it"
+    )
+    p.add_argument(
+        "--dir", type=Path, help="with --lab: keep the database in DIR (default: a temporary one)"
     )
     p.add_argument("--render", type=Path, metavar="DIR", help="render every view to DIR")
-    p.add_argument("--vms", type=positive_int, default=12, help="VMs in the lab --render starts")
+    p.add_argument(
+        "--vms", type=positive_int, default=12, help="VMs in the lab --lab or --render starts"
+    )
     db_arg(p)
     p.set_defaults(handler=_cmd_console)
 
@@ -91,7 +101,7 @@ def _cmd_console(args: argparse.Namespace) -> int:
     # Imported here: core never imports Qt; only this command loads the console.
     from gui.app import console_command
 
-    return console_command(args.db, args.render, args.vms)
+    return console_command(args.db, args.render, args.vms, args.lab, args.dir)
 
 
 class Cancel:
