@@ -46,9 +46,7 @@ def drag_vms(wizard: JobWizard, server: str, names: tuple[str, ...]) -> None:
     indexes = []
     for name in names:
         index = view.proxy.mapFromSource(tree_index(page.inventory_model, server, name))
-        selection.select(
-            index, selection.SelectionFlag.Select | selection.SelectionFlag.Rows
-        )
+        selection.select(index, selection.SelectionFlag.Select | selection.SelectionFlag.Rows)
         indexes.append(view.proxy.mapToSource(index))
     mime = page.inventory_model.mimeData(indexes)
     page.objects.dropMimeData(mime, Qt.DropAction.CopyAction, -1, 0, QModelIndex())

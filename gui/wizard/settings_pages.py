@@ -564,9 +564,9 @@ class SchedulePage(WizardPage):
         self.set_hours(s.window.hours if s.window is not None else (ALL_HOURS,) * 7)
 
 
-def _ref_text(ref: object) -> str:
+def _ref_text(ref: object, default: str = "") -> str:
     name = getattr(ref, "name", None)
-    return html.escape(name) if isinstance(name, str) else "default"
+    return html.escape(name) if isinstance(name, str) else default
 
 
 def _schedule_text(s: JobSchedule) -> str:
@@ -590,6 +590,15 @@ def _schedule_text(s: JobSchedule) -> str:
     return text
 
 
+def _exclusions_text(job: ReplicationJob) -> str:
+    src = job.source
+    parts = [f"VM {html.escape(v.name)}" for v in src.exclude_vms]
+    for d in src.exclude_disks:
+        keys = ", ".join(str(k) for k in d.disk_keys)
+        parts.append(f"disk(s) {keys} of {html.escape(d.object.name)}")
+    return "; ".join(parts) or "none"
+
+
 def summary_html(job: ReplicationJob, vms: list[str]) -> str:
     src, dst, st = job.source, job.destination, job.settings
     place = dst.placement
@@ -602,15 +611,14 @@ def summary_html(job: ReplicationJob, vms: list[str]) -> str:
         ("Description", html.escape(job.description) or "none"),
         ("Source", f"{html.escape(src.server)}: {objects}"),
         ("VMs now", f"{len(vms)}: {html.escape(', '.join(vms))}" if vms else "none found"),
-        (
-            "Exclusions",
-            f"{len(src.exclude_vms)} VM(s), disks of {len(src.exclude_disks)} object(s)",
-        ),
+        ("Exclusions", _exclusions_text(job)),
         (
             "Target",
             f"{html.escape(dst.server)}: {_ref_text(place.target)}, datastore "
-            f"{_ref_text(place.datastore)}, pool {_ref_text(place.resource_pool)}, folder "
-            f"{_ref_text(place.folder)}, disks {place.disk_type}"
+            f"{_ref_text(place.datastore)}, "
+            f"{_ref_text(place.resource_pool, 'the root resource pool')}, "
+            f"{_ref_text(place.folder, 'the datacenter VM folder')}, "
+            f"disks {place.disk_type}"
             + (f", {len(dst.overrides)} per-VM override(s)" if dst.overrides else ""),
         ),
         (

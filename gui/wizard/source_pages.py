@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
@@ -72,7 +73,10 @@ class NamePage(WizardPage):
         self.reip = QCheckBox("Replica &re-IP (for DR sites with different IP addressing schemes)")
         for box in (self.network, self.reip):
             box.toggled.connect(wizard.steps_changed)
-        form = QFormLayout(self)
+        form = QFormLayout()
+        page = QVBoxLayout(self)
+        page.addLayout(form)
+        page.addStretch(1)
         name_box, name_error = with_error(self.name)
         desc_box, desc_error = with_error(self.description)
         form.addRow("&Name:", name_box)
@@ -127,6 +131,9 @@ class VmsPage(WizardPage):
         self.disks = QTreeWidget()
         self.disks.setHeaderLabels(["VM and its disks (untick a disk to leave it out)", "Size"])
         self.disks.setUniformRowHeights(True)
+        self.disks.header().setStretchLastSection(False)
+        self.disks.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.disks.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.disks.itemChanged.connect(self._disk_ticked)
         self._excluded_disks: dict[str, set[int]] = {}  # VM moref -> device keys left out
         self._container_disks: tuple[DiskExclusion, ...] = ()  # kept from a stored job
@@ -334,7 +341,6 @@ class VmsPage(WizardPage):
                 item.addChild(child)
             self.disks.addTopLevelItem(item)
         self.disks.expandAll()
-        self.disks.resizeColumnToContents(1)
         self.disks.blockSignals(False)
 
     def _disk_ticked(self, item: QTreeWidgetItem, _column: int) -> None:

@@ -678,7 +678,9 @@ class ReIpPage(WizardPage):
             buttons.addWidget(b)
         buttons.addStretch(1)
         probe = QHBoxLayout()
-        probe.addWidget(QLabel("&Try an address:"))
+        probe_label = QLabel("&Try an address:")
+        probe_label.setBuddy(self.probe)
+        probe.addWidget(probe_label)
         probe.addWidget(self.probe)
         probe.addWidget(self.probe_result, 1)
         layout = QVBoxLayout(self)
@@ -771,6 +773,7 @@ class ReIpPage(WizardPage):
             if item is not None:
                 item.setBackground(INVALID_CELL)
             self.table.setCurrentCell(*cell)
+            self.table.clearSelection()  # the red cell stays visible; the focus frame is on it
         return label
 
     def invalid_cell(self) -> tuple[int, int] | None:
@@ -789,7 +792,10 @@ class ReIpPage(WizardPage):
             return
         try:
             result = reip(self.rules(), address)
-        except (InvalidSettingError, ReIpError) as e:
+        except InvalidSettingError as e:
+            self.probe_result.setText(self._describe(e))
+            return
+        except ReIpError as e:
             self.probe_result.setText(str(e))
             return
         if result is None:

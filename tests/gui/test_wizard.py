@@ -1,0 +1,347 @@
+"""The New Replication Job wizard on the lab: a job made by dragging VMs from the inventory
+trees (the wizard's own and the main window's), run from Finish, watched to its end; bad input
+refused beside the field with the model's reason; Edit job round trip; Cancel stores nothing.
+
+Drags are delivered as the events a drag ends in (drag enter, move, drop on the list's
+viewport) carrying the MIME data the source tree's model makes for the selected rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Iterator
+
+import pytest
+from PySide6.QtCore import QMimeData, QModelIndex, QPoint, QPointF, Qt
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QWizard
+from pytestqt.qtbot import QtBot
+
+from core.lab.lab import LabState
+from core.lab.register import DR_PROXY, lab_job
+from core.lab.topology import NETWORK_MAP
+from core.model.job import ReplicationJob
+from core.model.objects import DiskExclusion, ObjectKind, ObjectRef
+from core.model.reip import ReIpRule
+from core.model.runs import RunStatus
+from core.model.schedule import Daily, JobSchedule
+from core.store.store import Store
+from gui.main_window import MainWindow, Page
+from gui.models.inventory import MIME_OBJECTS, DraggedObject
+from gui.render import Relay
+from gui.render_wizard import tree_index
+from gui.views.session import SessionWindow
+from gui.wizard.objects import ObjectListModel, ObjectListView
+from gui.wizard.wizard import JobWizard, Step
+from gui.workers import RunJobWorker
+
+RUN_TIMEOUT_MS = 180_000
+
+
+@pytest.fixture
+def window(qtbot: QtBot, store: Store) -> Iterator[MainWindow]:
+    w = MainWindow(store, poll_ms=200)
+    qtbot.addWidget(w)
+    w.show()
+    model = w.inventory_model
+    loaded = Relay(model.modelReset, lambda: len(model.inventories) == 2)
+    with qtbot.waitSignal(loaded.fired, timeout=60_000):
+        w.start()
+    yield w
+    if w.job_wizard is not None:
+        w.job_wizard.reject()
+    w.workers.cancel_all()
+    w.workers.wait_all()
+
+
+def open_wizard(qtbot: QtBot, window: MainWindow, action: str = "new") -> JobWizard:
+    act = window.act_new_job if action == "new" else window.act_edit_job
+    assert act.isEnabled()
+    with qtbot.waitSignal(window.wizardOpened, timeout=5_000) as opened:
+        act.trigger()
+    wizard = opened.args[0]
+    assert isinstance(wizard, JobWizard)
+    qtbot.waitUntil(lambda: not wizard.loading, timeout=30_000)
+    return wizard
+
+
+def drop(view: ObjectListView, mime: QMimeData, at: QPoint | None = None) -> None:
+    """What the end of a drag does to the list: enter, move, drop, at `at` (default: below the
+    last row, which appends)."""
+    port = view.viewport()
+    pos = QPointF(at if at is not None else QPoint(port.width() // 2, port.height() - 4))
+    actions = Qt.DropAction.CopyAction | Qt.DropAction.MoveAction
+    buttons, mods = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    enter = QDragEnterEvent(pos, actions, mime, buttons, mods)
+    QApplication.sendEvent(port, enter)
+    assert enter.isAccepted(), "the list refused the drag"
+    move = QDragMoveEvent(pos, actions, mime, buttons, mods)
+    QApplication.sendEvent(port, move)
+    assert move.isAccepted()
+    QApplication.sendEvent(port, QDropEvent(pos, actions, mime, buttons, mods))
+
+
+def wizard_tree_mime(wizard: JobWizard, server: str, names: tuple[str, ...]) -> QMimeData:
+    """Select `names` in the VMs step's tree (multi-select) and take what a drag would carry."""
+    page = wizard.vms_page
+    tree = page.tree.tree
+    tree.clearSelection()
+    sel = tree.selectionModel()
+    for name in names:
+        index = page.tree.proxy.mapFromSource(tree_index(page.inventory_model, server, name))
+        sel.select(index, sel.SelectionFlag.Select | sel.SelectionFlag.Rows)
+    rows = sel.selectedRows(0)
+    assert len(rows) == len(names)
+    return page.tree.proxy.mimeData(rows)
+
+
+def names(model: ObjectListModel) -> list[str]:
+    return [i.ref.name for i in model.items]
+
+
+def test_a_job_made_by_dragging_vms_runs_from_finish(
+    qtbot: QtBot, window: MainWindow, store: Store, lab: LabState
+) -> None:
+    prod, dr = lab.production.address, lab.dr.address
+    wizard = open_wizard(qtbot, window)
+    assert wizard.currentId() == Step.NAME
+    wizard.name_page.name.setText("Dragged to DR")
+    wizard.name_page.network.setChecked(True)
+    wizard.next()
+    assert wizard.currentId() == Step.VMS
+
+    page = wizard.vms_page
+    drop(page.objects_view, wizard_tree_mime(wizard, prod, ("dc01", "web 02 (canary)")))
+    assert names(page.objects) == ["dc01", "web 02 (canary)"]
+    # From the main window's Inventory view: its model's drag payload, same MIME type.
+    main = window.inventory_model
+    vm = main.find(next(v.moref for v in main.inventories[prod].vms if v.name == "app+cache"))
+    drop(page.objects_view, main.mimeData([vm]))
+    assert names(page.objects) == ["dc01", "web 02 (canary)", "app+cache"]
+    # The same VM again is not added twice; a DR-site object is refused, with the reason.
+    drop(page.objects_view, wizard_tree_mime(wizard, prod, ("dc01",)))
+    assert len(page.objects.items) == 3
+    dr_host = next(iter(main.inventories[dr].hosts))
+    drop(page.objects_view, main.mimeData([main.find(dr_host.moref, dr)]))
+    assert len(page.objects.items) == 3
+    assert "one server" in page.drop_note.text() and page.drop_note.isVisibleTo(page)
+    # Processing order by drag: app+cache dragged onto the first row goes first.
+    view = page.objects_view
+    own = page.objects.mimeData([page.objects.index(2, 0)])
+    drop(view, own, view.visualRect(page.objects.index(0, 0)).center())
+    assert names(page.objects) == ["app+cache", "dc01", "web 02 (canary)"]
+    wizard.next()
+
+    dest = wizard.destination_page
+    assert wizard.currentId() == Step.DESTINATION
+    dest.server.setCurrentIndex(dest.server.findData(dr))
+    qtbot.waitUntil(lambda: dr not in wizard.loading and dest.target.count() > 0, timeout=30_000)
+    assert dest.datastore.count() > 0
+    wizard.next()
+
+    assert wizard.currentId() == Step.NETWORK
+    net = wizard.network_page
+    rows = {
+        net._combo(r, 0).currentText(): net._combo(r, 1).currentText()
+        for r in range(net.table.rowCount())
+    }
+    assert rows and all(NETWORK_MAP[s] == t for s, t in rows.items()), rows
+    wizard.next()
+    assert wizard.currentId() == Step.SETTINGS  # Re-IP was not ticked: no Re-IP step
+    wizard.settings_page.points.setValue(3)
+    wizard.next()
+    transfer = wizard.transfer_page
+    transfer.target.chosen.setChecked(True)
+    transfer.target.set_names((DR_PROXY,))
+    wizard.next()
+    wizard.next()
+    assert wizard.currentId() == Step.SUMMARY
+    assert "app+cache" in wizard.summary_page.text.toPlainText()
+    wizard.summary_page.run_now.setChecked(True)
+    with qtbot.waitSignal(window.runStarted, timeout=30_000) as started:
+        wizard.button(QWizard.WizardButton.FinishButton).click()
+    worker = started.args[0]
+    assert isinstance(worker, RunJobWorker) and worker.job == "Dragged to DR"
+    assert window.job_wizard is None
+
+    stored = store.jobs.get("Dragged to DR")
+    assert [o.name for o in stored.source.objects] == ["app+cache", "dc01", "web 02 (canary)"]
+    assert stored.settings.restore_points == 3
+    assert stored.transfer.target_proxies.proxies == (DR_PROXY,)
+
+    relay = Relay(worker.sessionStarted)
+    if worker.session_id is None:
+        with qtbot.waitSignal(relay.fired, timeout=30_000):
+            pass
+    assert worker.session_id is not None
+    session = window.open_session(worker.session_id)
+    assert isinstance(session, SessionWindow)
+    if session.detail is None or session.detail.session.ended is None:
+        with qtbot.waitSignal(
+            session.updated,
+            timeout=RUN_TIMEOUT_MS,
+            check_params_cb=lambda d: d.session.ended is not None,
+        ):
+            pass
+    assert session.detail is not None
+    detail = session.detail
+    assert detail.session.status == RunStatus.SUCCESS, [e.message for e in detail.session.log]
+    assert {t.vm_name for t in detail.tasks} == {"app+cache", "dc01", "web 02 (canary)"}
+    assert "%" in session.fields["Bottleneck"].text()
+
+
+def test_bad_input_is_shown_beside_its_field(
+    qtbot: QtBot, window: MainWindow, lab: LabState
+) -> None:
+    wizard = open_wizard(qtbot, window)
+    wizard.next()  # no name
+    assert wizard.currentId() == Step.NAME
+    assert wizard.name_page.errors.shown() == {"name": "must not be empty"}
+    wizard.name_page.name.setText("Bad input")
+    wizard.name_page.reip.setChecked(True)
+    wizard.next()
+    wizard.next()  # no VM
+    assert wizard.currentId() == Step.VMS
+    assert "add at least one VM" in wizard.vms_page.errors.shown()["source"]
+    drop(wizard.vms_page.objects_view, wizard_tree_mime(wizard, lab.production.address, ("dc01",)))
+    wizard.next()
+    dest = wizard.destination_page
+    dest.server.setCurrentIndex(dest.server.findData(lab.dr.address))
+    qtbot.waitUntil(lambda: not wizard.loading and dest.target.count() > 0, timeout=30_000)
+    wizard.next()
+
+    assert wizard.currentId() == Step.REIP
+    reip = wizard.reip_page
+    reip.add_rule(
+        {
+            "source": "10.10.*.*",
+            "target": "172.20.*.*",
+            "target_mask": "255.255.0.0",
+            "gateway": "172.21.0.1",
+        }
+    )
+    wizard.next()
+    assert wizard.currentId() == Step.REIP
+    shown = reip.errors.shown()["reip"]
+    assert shown.startswith("Rule 1, Gateway:") and "outside the target subnet" in shown
+    assert reip.invalid_cell() == (0, 4)
+    reip.set_cell(0, "gateway", "172.20.0.1")
+    reip.probe.setText("10.10.7.9")
+    assert reip.probe_result.text() == "rule 1: 172.20.7.9 255.255.0.0, gateway 172.20.0.1"
+    wizard.next()
+
+    assert wizard.currentId() == Step.SETTINGS
+    settings = wizard.settings_page
+    settings.points.setValue(29)
+    wizard.next()
+    assert wizard.currentId() == Step.SETTINGS
+    assert settings.errors.shown() == {"settings.restore_points": "29 is out of range (1 to 28)"}
+    assert settings.points.property("invalid") == "true"
+    settings.points.setValue(28)
+    settings.use_cbt.setChecked(False)  # enabling CBT needs using it: the model says so
+    wizard.next()
+    assert "needs use_cbt" in settings.errors.shown()["settings.enable_cbt"]
+    settings.use_cbt.setChecked(True)
+    wizard.next()
+    assert wizard.currentId() == Step.TRANSFER
+    assert settings.points.property("invalid") == "false"
+
+
+def stored_job(lab: LabState) -> ReplicationJob:
+    """A job with a value in every step, as the CLI or a job file would have made it."""
+    job = lab_job(lab, "Edited", ("db #2 & replica", "app+cache"), folders=("Apps/Web",), keep=5)
+    db = job.source.objects[0]
+    return dataclasses.replace(
+        job,
+        description="Databases and the web folder",
+        source=dataclasses.replace(
+            job.source,
+            exclude_disks=(DiskExclusion(ObjectRef(ObjectKind.VM, db.moref, db.name), (2001,)),),
+        ),
+        reip=(
+            ReIpRule(
+                "10.10.*.*",
+                "172.20.*.*",
+                target_mask="255.255.0.0",
+                gateway="172.20.0.1",
+                dns=("172.20.0.10",),
+            ),
+        ),
+        schedule=JobSchedule(Daily((dt.time(22, 30), dt.time(4, 0)), frozenset({0, 2, 4}))),
+    )
+
+
+def test_edit_job_round_trip(qtbot: QtBot, window: MainWindow, store: Store, lab: LabState) -> None:
+    original = stored_job(lab)
+    store.jobs.add(original)
+    window.watcher.refresh()
+    qtbot.waitUntil(lambda: window.jobs_model.row_of("Edited") >= 0, timeout=10_000)
+    window.show_page(Page.JOBS)
+    assert window.jobs_view.select_key("Edited")
+    wizard = open_wizard(qtbot, window, "edit")
+    assert wizard.windowTitle() == "Edit Replication Job"
+    assert wizard.name_page.name.isReadOnly()
+    assert wizard.name_page.network.isChecked() and wizard.name_page.reip.isChecked()
+    assert wizard.build_job() == original  # every step shows what is stored
+    for _ in range(len(Step) - 1):
+        wizard.next()
+    assert wizard.currentId() == Step.SUMMARY
+    assert wizard.build_job() == original  # and walking through them changes nothing
+    wizard.back()
+    wizard.back()
+    wizard.back()
+    assert wizard.currentId() == Step.SETTINGS
+    wizard.settings_page.points.setValue(9)
+    wizard.next()
+    wizard.next()
+    wizard.next()
+    with qtbot.waitSignal(wizard.jobSaved, timeout=10_000):
+        wizard.button(QWizard.WizardButton.FinishButton).click()
+    assert store.jobs.get("Edited") == dataclasses.replace(
+        original, settings=dataclasses.replace(original.settings, restore_points=9)
+    )
+
+
+def test_cancel_stores_nothing(
+    qtbot: QtBot, window: MainWindow, store: Store, lab: LabState
+) -> None:
+    before = store.jobs.names()
+    wizard = open_wizard(qtbot, window)
+    wizard.name_page.name.setText("Never stored")
+    wizard.next()
+    drop(wizard.vms_page.objects_view, wizard_tree_mime(wizard, lab.production.address, ("dc01",)))
+    wizard.next()
+    with qtbot.waitSignal(wizard.rejected, timeout=5_000):
+        wizard.button(QWizard.WizardButton.CancelButton).click()
+    assert window.job_wizard is None and window.act_new_job.isEnabled()
+    assert store.jobs.names() == before
+
+
+def test_object_list_takes_only_good_drops(qtbot: QtBot) -> None:
+    """Without a lab: a drop from another application, a kind that cannot be replicated, a
+    second server, and reordering by the list's own drag."""
+    model = ObjectListModel(set(ObjectKind) - {ObjectKind.DATASTORE})
+    refused = Relay(model.refused)
+    a, b, c = (ObjectRef(ObjectKind.VM, f"vm-{n}", f"vm {n}") for n in (1, 2, 3))
+    model.add([DraggedObject("vc1", a), DraggedObject("vc1", b), DraggedObject("vc1", c)])
+    foreign = QMimeData()
+    foreign.setData(MIME_OBJECTS, b"not json")
+    assert not model.dropMimeData(foreign, Qt.DropAction.CopyAction, -1, 0, QModelIndex())
+    assert "unreadable" in str(refused.args[0])
+    other = QMimeData()
+    item = {"server": "vc2", "kind": "vm", "moref": "vm-9", "name": "elsewhere"}
+    other.setData(MIME_OBJECTS, json.dumps([item]).encode())
+    model.dropMimeData(other, Qt.DropAction.CopyAction, -1, 0, QModelIndex())
+    assert "one server" in str(refused.args[0]) and len(model.items) == 3
+    own = model.mimeData([model.index(0, 0), model.index(1, 0)])
+    model.dropMimeData(own, Qt.DropAction.CopyAction, -1, 0, QModelIndex())
+    assert [i.ref.name for i in model.items] == ["vm 3", "vm 1", "vm 2"]
+    # Another list's row payload is not a reorder of this one: its objects are added instead.
+    elsewhere = ObjectListModel({ObjectKind.VM})
+    elsewhere.add([DraggedObject("vc1", ObjectRef(ObjectKind.VM, "vm-4", "vm 4"))])
+    model.dropMimeData(
+        elsewhere.mimeData([elsewhere.index(0, 0)]), Qt.DropAction.CopyAction, 0, 0, QModelIndex()
+    )
+    assert [i.ref.name for i in model.items] == ["vm 4", "vm 3", "vm 1", "vm 2"]
