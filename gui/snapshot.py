@@ -19,10 +19,18 @@ from dataclasses import dataclass
 from core.model.infra import BackupProxy, ManagedServer, Repository
 from core.model.job import ReplicationJob
 from core.model.replicas import Replica, ReplicaState, RestorePoint
-from core.model.runs import ScheduleState, Session, TaskSession
+from core.model.runs import (
+    REPLICATION_TRIGGERS,
+    RunStatus,
+    RunTrigger,
+    ScheduleState,
+    Session,
+    TaskSession,
+)
 from core.model.schedule import AfterJob
 from core.store.store import Store
 
+TEST_TRIGGERS = frozenset({RunTrigger.TEST_FAILOVER, RunTrigger.TEST_CLEANUP})
 HISTORY_LIMIT = 500  # sessions kept in the History and Last 24 hours views
 
 # Replicas in these states are listed under Replicas > Active (Veeam's grouping): a failover
@@ -48,6 +56,17 @@ class JobRow:
 class ReplicaRow:
     replica: Replica
     points: tuple[RestorePoint, ...]  # oldest first
+    # Per point (same order): the bytes its run sent for this VM (what the point added at the
+    # DR site, compressed when offsite); None when the run's task is not known any more.
+    point_sizes: tuple[int | None, ...] = ()
+    last_run: Session | None = None  # the newest replication run of the job with this VM
+    test_running: bool = False  # a test failover of it is up (its cleanup has not run)
+
+    def point_size(self, number: int) -> int | None:
+        for p, size in zip(self.points, self.point_sizes, strict=False):
+            if p.number == number:
+                return size
+        return None
 
     @property
     def latest(self) -> RestorePoint | None:
@@ -109,9 +128,7 @@ def read_home(store: Store, now: dt.datetime | None = None) -> HomeData:
             last = older[0] if older else None
         at, text = next_run(job, state, now)
         jobs.append(JobRow(job, state, last, running.get(job.name), at, text))
-    replicas = tuple(
-        ReplicaRow(r, tuple(store.replicas.points(r.id))) for r in store.replicas.list()
-    )
+    replicas = tuple(_replica_row(store, r, sessions) for r in store.replicas.list())
     return HomeData(
         jobs=tuple(jobs),
         sessions=sessions,
@@ -120,6 +137,43 @@ def read_home(store: Store, now: dt.datetime | None = None) -> HomeData:
         proxies=tuple(store.proxies.list()),
         repositories=tuple(store.repositories.list()),
     )
+
+
+def _replica_row(store: Store, replica: Replica, sessions: tuple[Session, ...]) -> ReplicaRow:
+    """The replica with its points, each point's size (its run's task for the VM), the job's
+    newest replication run that had the VM, and whether a test failover of it is up (its newest
+    test session is a test that did not fail, not a cleanup)."""
+    points = tuple(store.replicas.points(replica.id))
+    tasks: dict[int, TaskSession | None] = {}
+
+    def task_of(session_id: int) -> TaskSession | None:
+        if session_id not in tasks:
+            tasks[session_id] = next(
+                (t for t in store.sessions.tasks(session_id) if t.vm_moref == replica.vm_moref),
+                None,
+            )
+        return tasks[session_id]
+
+    sizes: list[int | None] = []
+    for p in points:
+        task = task_of(p.session_id) if p.session_id is not None else None
+        sizes.append(task.stats.transferred_bytes if task is not None else None)
+    last_run = None
+    test = None
+    for s in sessions:  # newest first
+        if s.job != replica.job:
+            continue
+        if last_run is None and s.trigger in REPLICATION_TRIGGERS and task_of(s.id) is not None:
+            last_run = s
+        if test is None and s.trigger in TEST_TRIGGERS and task_of(s.id) is not None:
+            test = s
+        if last_run is not None and test is not None:
+            break
+    # A test that failed cleaned up after itself; a cleanup that failed left the test up.
+    running = test is not None and (
+        (test.trigger == RunTrigger.TEST_FAILOVER) == (test.status != RunStatus.FAILED)
+    )
+    return ReplicaRow(replica, points, tuple(sizes), last_run, running)
 
 
 def read_session(store: Store, session_id: int) -> SessionDetail:

@@ -54,10 +54,10 @@ class ReplicasView(QWidget):
     def _show_points(self) -> None:
         row = self.table.current()
         if not isinstance(row, ReplicaRow) or not self.table.selected():
-            self.points_model.set_rows([])
+            self.points_model.set_replica(None)
             self.points_title.setText("Restore points")
             return
-        self.points_model.set_rows(row.points)
+        self.points_model.set_replica(row)
         r = row.replica
         self.points_title.setText(
             f"Restore points of {r.replica_name} ({len(row.points)}), "
