@@ -42,7 +42,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stam
    || [ -n "$(find _fastblocks -name '*.pyx' -newer "$stamp" 2>/dev/null)" ]; then
   echo "setup: installing ReplicaDesk and its Python dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test]'
+  .venv/bin/python -m pip install -q -e '.[test,console]'
   touch "$stamp"
 fi
 # Byte-compile our own modules: with PYTHONDONTWRITEBYTECODE set (it is on these machines) every

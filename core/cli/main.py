@@ -99,7 +99,15 @@ def _register_console(sub: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def _cmd_console(args: argparse.Namespace) -> int:
     # Imported here: core never imports Qt; only this command loads the console.
-    from gui.app import console_command
+    try:
+        from gui.app import console_command
+    except ImportError as e:
+        if e.name is None or not e.name.startswith(("PySide6", "shiboken6")):
+            raise
+        raise UsageError(
+            "the console needs PySide6, which this installation lacks (a proxy host's does): "
+            "pip install 'replicadesk[console]'"
+        ) from e
 
     return console_command(args.db, args.render, args.vms, args.lab, args.dir)
 

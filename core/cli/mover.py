@@ -41,7 +41,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "certs",
         help="create a CA and certificates for a mover service and a source proxy",
         description="Write ca.pem/ca.key, server.pem/server.key (for `mover serve`) and "
-        "client.pem/client.key (for `disk replicate --target`) into OUTPUT_DIR.",
+        "client.pem/client.key (for `disk replicate --target`) into OUTPUT_DIR. With --ca, "
+        "issue only a server certificate from an existing CA instead (for a proxy host).",
+    )
+    certs.add_argument(
+        "--ca",
+        type=Path,
+        metavar="CA_DIR",
+        help="issue server.pem/server.key from the CA in CA_DIR (its ca.pem and ca.key) and copy "
+        "ca.pem beside them: the three files a proxy host needs; the CA key stays in CA_DIR",
     )
     certs.add_argument("output", type=Path, help="folder to write the PEM files into")
     certs.add_argument(
@@ -85,7 +93,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_certs(args: argparse.Namespace) -> int:
     names = list(dict.fromkeys(["localhost", "127.0.0.1", *args.name]))
-    paths = _create_certificates(args.output, names)
+    if args.ca is not None:
+        from core.mover.certs import issue_server_certificate
+
+        paths = issue_server_certificate(args.ca, args.output, names)
+    else:
+        paths = _create_certificates(args.output, names)
     if args.json:
         emit_json({k: str(v) for k, v in paths.items()})
     else:
