@@ -3,9 +3,10 @@
 Starts the built-in lab in-process, sets ReplicaDesk up on it (servers, proxies, repository),
 creates jobs (one over lab VMs and a folder; one scheduled daily that has not run yet), runs the
 first once headless, lets the guests write, then runs it again from the console's Run action
-and opens its session window, loads the inventory, and grabs each page of the main window and
-the session window. The README's pictures come from here; so do the checks that nothing is
-clipped or empty.
+and opens its session window (with its throughput chart), loads the inventory, and grabs each
+page of the main window, the session window, every step of the New Replication Job wizard
+(`gui.render_wizard`, which stores a third job) and Edit job. The README's pictures come from
+here; so do the checks that nothing is clipped or empty.
 
 Waiting is on signals (a nested `QEventLoop` quit by the signal or a timeout), never on sleeps.
 """
@@ -106,6 +107,7 @@ def render_views(out: Path, vms: int = 12) -> list[Path]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from gui.app import create_app
     from gui.main_window import MainWindow, Page
+    from gui.render_wizard import WIZARD_SIZE, render_wizard
 
     create_app()
     out.mkdir(parents=True, exist_ok=True)
@@ -166,6 +168,17 @@ def render_views(out: Path, vms: int = 12) -> list[Path]:
 
                 window.jobs_view.select_key(MAIN_JOB)
                 paths.append(_save(window, out, "jobs"))
+                wizard = window.new_job()
+                paths += render_wizard(wizard, state, lambda w, name: _save(w, out, name))
+                edit = window.edit_selected_job()
+                if edit is None:
+                    raise ReplicaDeskError("Edit job did not open the wizard")
+                edit.resize(*WIZARD_SIZE)
+                wait_for(edit.inventoryArrived, 30, lambda: not edit.loading)
+                edit.next()
+                edit.next()
+                paths.append(_save(edit, out, "wizard-edit-destination"))
+                edit.reject()
                 window.show_page(Page.REPLICAS_READY)
                 window.ready_view.table.view.selectRow(0)
                 paths.append(_save(window, out, "replicas-ready"))

@@ -128,9 +128,9 @@ class TasksModel(RecordTableModel):
             Column("Rate", self._rate, sort=self._rate_value, align=RIGHT),
             Column(
                 "Bottleneck",
-                lambda t: str(t.stats.bottleneck or ""),
-                tip="The busiest stage of the data path: Source (reading), Proxy (digests and "
-                "compression), Network, Target (writing)",
+                lambda t: t.stats.bottleneck_line or str(t.stats.bottleneck or ""),
+                tip="How busy each stage of the data path was: Source (reading), Proxy (digests "
+                "and compression), Network, Target (writing)",
             ),
         )
 

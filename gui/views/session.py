@@ -7,9 +7,11 @@ live events (per-disk progress between the store's updates, and an immediate ref
 starts or ends). Cancel is offered only for runs this console owns: a run of the CLI or the
 service belongs to that process, and ReplicaDesk has no way yet to ask another process to stop.
 
-The bottleneck is the stage that was busiest (Source, Proxy, Network, Target). The runner records
-only that name per VM and per session, not the busy share of every stage, so the line names the
-bottleneck without the percentages Veeam shows ("Source 12% > Proxy 80% > ...").
+The bottleneck line gives each stage's busy share as the backup consoles show it ("Source 12% >
+Proxy 80% > Network 35% > Target 20%"): the session's own once it ended, while it runs the
+shares of its VMs so far (`combine`, weighted by time). The throughput chart
+(`gui.views.throughput`) is sampled twice a second from the runner's progress events for a run
+this console started, from the store's per-VM counts for others.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGridLayout,
     QGroupBox,
+    QHBoxLayout,
     QLabel,
     QPushButton,
     QSplitter,
@@ -31,15 +34,17 @@ from PySide6.QtWidgets import (
 )
 
 from core.jobs.events import TaskProgress
-from core.model.runs import RunStatus, TaskSession
+from core.model.runs import RunStatus, TaskSession, TransferStats, combine
 from gui import format as fmt
 from gui.models.sessions import LogModel, TasksModel, log_lines, trigger_text
 from gui.snapshot import SessionDetail
 from gui.store_watcher import StoreWatcher
 from gui.views.table import ProgressDelegate, RecordTable
+from gui.views.throughput import ThroughputChart
 from gui.workers import RunJobWorker
 
 STAGES = "Source (reading disks) > Proxy (digests, compression) > Network > Target (writing)"
+SAMPLE_MS = 500  # throughput samples while the run goes on
 
 
 class SessionWindow(QWidget):
@@ -85,20 +90,34 @@ class SessionWindow(QWidget):
             ("Job", "Status", "Trigger"),
             ("Start time", "End time", "Duration"),
             ("Processed", "Read", "Transferred"),
-            ("VMs", "Rate", "Bottleneck"),
+            ("VMs", "Rate", ""),
         ]
         for col, group in enumerate(zip(*names, strict=True)):
             form = QFormLayout()
             for name in group:
+                if not name:
+                    continue
                 label = QLabel("")
                 label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
                 self.fields[name] = label
                 form.addRow(f"{name}:", label)
             grid.addLayout(form, 0, col)
+        # The bottleneck line is long ("Source 12% > Proxy 80% > Network 35% > Target 20%"):
+        # a row of its own, under the three columns.
+        bottleneck = QLabel("")
+        bottleneck.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.fields["Bottleneck"] = bottleneck
+        last = QFormLayout()
+        last.addRow("Bottleneck:", bottleneck)
+        grid.addLayout(last, 1, 0, 1, 3)
+        grid.setRowStretch(2, 1)
         self.fields["Bottleneck"].setToolTip(
-            f"The busiest stage of the data path: {STAGES}. The runner records the busiest "
-            "stage only, not each stage's share."
+            f"How busy each stage of the data path was: {STAGES}. The busiest one limits the rate."
         )
+        self.chart = ThroughputChart()
+        self.chart.setFixedHeight(210)
+        self._started_at = dt.datetime.now(dt.UTC)
+        self._live: dict[tuple[int, int, str], int] = {}  # (task, disk, phase) -> bytes done
 
         self.cancel_button = QPushButton("&Cancel run")
         self.cancel_button.setToolTip("Stop the run: VMs in progress keep their previous points")
@@ -129,8 +148,11 @@ class SessionWindow(QWidget):
         split.addWidget(upper)
         split.addWidget(lower)
         split.setChildrenCollapsible(False)
+        top = QHBoxLayout()
+        top.addWidget(summary, 3, Qt.AlignmentFlag.AlignTop)
+        top.addWidget(self.chart, 2)
         layout = QVBoxLayout(self)
-        layout.addWidget(summary)
+        layout.addLayout(top)
         layout.addWidget(split, 1)
         layout.addWidget(buttons)
 
@@ -139,6 +161,10 @@ class SessionWindow(QWidget):
         self._tick.setInterval(1000)
         self._tick.timeout.connect(self._repaint_running)
         self._tick.start()
+        self._sampler = QTimer(self)
+        self._sampler.setInterval(SAMPLE_MS)
+        self._sampler.timeout.connect(self._sample)
+        self._sampler.start()
 
         watcher.sessionChanged.connect(self._on_detail)
         if worker is not None:
@@ -156,7 +182,19 @@ class SessionWindow(QWidget):
     def _on_detail(self, detail: SessionDetail) -> None:
         if detail.session.id != self.session_id:
             return
+        first = self.detail is None
         self.detail = detail
+        s = detail.session
+        if first:
+            self._started_at = s.started
+            if s.ended is not None:
+                self._sampler.stop()
+                self.chart.show_history(s.started, detail.tasks)
+        elif s.ended is not None and self._sampler.isActive():
+            self._sample()
+            self._sampler.stop()
+            seconds = fmt.elapsed(s.started, s.ended)
+            self.chart.finish(seconds, s.stats.processed_bytes / seconds if seconds > 0 else 0.0)
         self.tasks_model.set_rows(detail.tasks)
         self.log_model.set_rows(log_lines(detail.session, detail.tasks))
         self._show_summary()
@@ -168,6 +206,27 @@ class SessionWindow(QWidget):
     def _on_progress(self, event: TaskProgress) -> None:
         if event.session_id == self.session_id:
             self.tasks_model.apply_progress(event)
+            self._live[(event.task_id, event.disk_key, event.phase)] = event.done
+
+    def processed_now(self) -> int:
+        """Bytes processed so far: the progress events' count (runs of this console) or the
+        store's, whichever is further (the store's grows as disks finish)."""
+        live = sum(self._live.values())
+        stored = 0
+        if self.detail is not None:
+            stored = max(
+                self.detail.session.stats.processed_bytes,
+                sum(t.stats.processed_bytes for t in self.detail.tasks),
+            )
+        return max(live, stored)
+
+    def _sample(self) -> None:
+        if self.detail is None:
+            return  # the run's start time is not known yet
+        now = dt.datetime.now(dt.UTC)
+        ended = self.detail.session.ended if self.detail is not None else None
+        at = ended if ended is not None and ended < now else now
+        self.chart.add_sample((at - self._started_at).total_seconds(), self.processed_now())
 
     def _worker_done(self) -> None:
         self.cancel_button.hide()
@@ -202,7 +261,7 @@ class SessionWindow(QWidget):
         f["VMs"].setText(f"{ended} of {len(tasks)} done")
         processed = max(s.stats.processed_bytes, done_bytes)
         f["Rate"].setText(fmt.rate(processed / seconds) if seconds > 0 else "")
-        f["Bottleneck"].setText(_bottleneck(s.stats.bottleneck, tasks))
+        f["Bottleneck"].setText(bottleneck_line(s.stats, tasks))
         if s.ended is not None:
             self.cancel_button.hide()
 
@@ -223,19 +282,21 @@ class SessionWindow(QWidget):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._tick.stop()
+        self._sampler.stop()
         self.watcher.unwatch(self.session_id)
         self.closed.emit(self.session_id)
         super().closeEvent(event)
 
 
-def _bottleneck(session_value: object, tasks: tuple[TaskSession, ...]) -> str:
-    """The session's bottleneck, or while it runs the one most of its VMs report."""
-    if session_value:
-        return str(session_value)
-    counts: dict[str, int] = {}
-    for t in tasks:
-        if t.stats.bottleneck:
-            counts[str(t.stats.bottleneck)] = counts.get(str(t.stats.bottleneck), 0) + 1
-    if not counts:
-        return "not known yet"
-    return max(counts, key=lambda k: counts[k])
+def bottleneck_line(session: TransferStats, tasks: tuple[TaskSession, ...]) -> str:
+    """The session's stage shares once recorded; while it runs, those of its VMs so far (each
+    VM's shares grow as its disks finish); the busiest stage's name when no share is known."""
+    if session.busy:
+        return session.bottleneck_line
+    so_far = combine(t.stats for t in tasks if t.stats.busy)
+    if so_far.busy:
+        return so_far.bottleneck_line
+    if session.bottleneck:
+        return str(session.bottleneck)
+    names = [str(t.stats.bottleneck) for t in tasks if t.stats.bottleneck]
+    return max(set(names), key=names.count) if names else "not known yet"

@@ -118,8 +118,11 @@ class DestinationPage(WizardPage):
         self.disk_type = QComboBox()
         for kind, words in DISK_WORDS.items():
             self.disk_type.addItem(words, kind)
-        for combo in (self.target, self.pool, self.folder, self.datastore):
-            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # Every picker as wide as the form: their width never jumps with their contents.
+        for combo in (self.server, self.target, self.pool, self.folder, self.datastore):
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
             combo.setMinimumContentsLength(28)
         form = QFormLayout()
         paths = [

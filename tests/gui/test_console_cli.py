@@ -25,6 +25,20 @@ VIEWS = {
     "backup-proxies",
     "repositories",
     "history",
+    # every step of the New Replication Job wizard, refusals included, and Edit job
+    "wizard-1-name",
+    "wizard-2-vms",
+    "wizard-2-vms-exclusions",
+    "wizard-3-destination",
+    "wizard-4-network",
+    "wizard-5-reip-invalid",
+    "wizard-5-reip",
+    "wizard-6-settings-invalid",
+    "wizard-6-settings",
+    "wizard-7-data-transfer",
+    "wizard-8-schedule",
+    "wizard-9-summary",
+    "wizard-edit-destination",
 }
 
 

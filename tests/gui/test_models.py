@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 
 import pytest
 from PySide6.QtCore import QMimeData, Qt
@@ -30,6 +31,8 @@ from gui.models.replicas import ReplicasModel, RestorePointsModel
 from gui.models.sessions import LogModel, SessionsModel, TasksModel, log_lines
 from gui.snapshot import read_home, read_session
 from tests.gui.conftest import IDLE_JOB, JOB, JOB_VMS, Ran
+
+BOTTLENECK_LINE = r"Source \d+% > Proxy \d+% > Network \d+% > Target \d+%"
 
 
 def text(model: object, row: int, column: int) -> str:
@@ -109,7 +112,8 @@ def test_sessions_and_tasks_of_a_real_run(ran: Ran) -> None:
         task = tasks.record(r)
         assert tasks.index(r, TasksModel.PROGRESS).data(Role.PROGRESS) == 100
         assert tasks.index(r, TasksModel.PROCESSED).data(Role.SORT) == task.stats.processed_bytes
-        assert text(tasks, r, TasksModel.BOTTLENECK) in {"Source", "Proxy", "Network", "Target"}
+        assert text(tasks, r, TasksModel.BOTTLENECK) == task.stats.bottleneck_line
+        assert re.fullmatch(BOTTLENECK_LINE, text(tasks, r, TasksModel.BOTTLENECK))
         assert text(tasks, r, TasksModel.RATE).endswith("/s")
 
 
