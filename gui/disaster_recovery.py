@@ -32,6 +32,7 @@ from core.planning.bandwidth import Link
 from core.plans.auto import AutoPlan
 from core.plans.readiness import Readiness
 from core.plans.run import PlanResult
+from gui import format as fmt
 from gui.dr_workers import (
     CallWorker,
     PlanWorker,
@@ -585,7 +586,8 @@ class DisasterRecovery(QObject):
     def _plan_done(self, name: str, result: object) -> None:
         if isinstance(result, PlanResult):
             self.window.statusBar().showMessage(
-                f"Failover plan {name}: {result.action} ended {result.status}", 15000
+                f"Failover plan {name}: {result.action} ended {fmt.status(result.status)}",
+                15000,
             )
         self.window.watcher.refresh()
         self.plan_watcher.refresh()

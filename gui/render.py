@@ -107,6 +107,7 @@ def render_views(out: Path, vms: int = 12) -> list[Path]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from gui.app import create_app
     from gui.main_window import MainWindow, Page
+    from gui.render_dr import render_dr
     from gui.render_wizard import WIZARD_SIZE, render_wizard
 
     create_app()
@@ -184,6 +185,7 @@ def render_views(out: Path, vms: int = 12) -> list[Path]:
                 paths.append(_save(window, out, "replicas-ready"))
                 window.show_page(Page.REPLICAS_ACTIVE)
                 paths.append(_save(window, out, "replicas-active"))
+                paths += render_dr(window, lambda w, name: _save(w, out, name), MAIN_JOB)
                 window.show_page(Page.LAST_24H)
                 window.last24_view.view.selectRow(0)
                 paths.append(_save(window, out, "last-24-hours"))

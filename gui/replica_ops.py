@@ -214,8 +214,8 @@ def describe(
     if op == Op.PERMANENT_FAILOVER:
         return (
             f"{rep} becomes the production VM: its {len(row.points)} restore point(s) and their "
-            f"snapshots are removed, and {vm} is excluded from job {job_name}. This cannot be "
-            "undone: to protect the VM again, replicate it with a job."
+            f"snapshots are removed, and {vm} is excluded from job {job_name}. To protect the "
+            "VM again afterwards, replicate it with a job."
         )
     if op == Op.FAILBACK:
         if isinstance(target, NewLocation):

@@ -99,7 +99,7 @@ def item_rows(plan: FailoverPlan) -> list[ItemRow]:
 
 
 def _heartbeat(it: PlanItem) -> str:
-    return f"Wait up to {fmt.duration(it.heartbeat_timeout)}" if it.wait_heartbeat else "No"
+    return f"Yes, {fmt.duration(it.heartbeat_timeout)}" if it.wait_heartbeat else "No"
 
 
 class PlanItemsModel(RecordTableModel):

@@ -55,6 +55,16 @@ class Hour:
     in_window: bool
 
 
+def hours_words(hours: float | None) -> str:
+    if hours is None:
+        return "more than a year"
+    if hours < 1 / 60:
+        return "under a minute"
+    if hours < 1:
+        return f"{hours * 60:.0f} min"
+    return f"{hours:.1f} h"
+
+
 def throttle_hours(mbit: float, first: int, last: int) -> Throttle:
     """A throttle from hour `first` to hour `last` (exclusive; wraps past midnight)."""
     if first == last:
@@ -326,7 +336,7 @@ class BandwidthDialog(QDialog):
         hours = day_profile(link, window, dt.date.today())
         m = e.measured
         ok, bad = "color:#2e7d32", "color:#c62828"
-        seed = "more than a year" if e.first_copy_hours is None else f"{e.first_copy_hours:.1f} h"
+        seed = hours_words(e.first_copy_hours)
         lines = [
             f"<b>{e.job}</b>: RPO {e.rpo_minutes / 60:g} h, measured from {m.source} "
             f"({m.sessions} run(s))",

@@ -76,6 +76,7 @@ class PointPicker(QTreeWidget):
         self.setAccessibleName("Restore points")
         self.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.header().setStretchLastSection(True)
+        self.headerItem().setTextAlignment(2, Qt.AlignmentFlag.AlignRight)
         for n, p in enumerate(reversed(row.points)):
             label = f"{p.number}" + (" (latest)" if n == 0 else "")
             item = QTreeWidgetItem([label, when(p), size_words(row.point_size(p.number))])
@@ -327,10 +328,10 @@ class ConfirmOperationDialog(QDialog):
             self.target = FailbackTarget(row, inventory)
             layout.addWidget(self.target)
             self.target.changed.connect(self._update)
-        if spec.destructive:
-            warn = QLabel("This cannot be undone.")
-            warn.setStyleSheet(f"{ERROR_STYLE}; font-weight: bold")
-            layout.addWidget(warn)
+        self.warning = QLabel("This cannot be undone." if spec.destructive else "")
+        self.warning.setStyleSheet(f"{ERROR_STYLE}; font-weight: bold")
+        self.warning.setVisible(spec.destructive)
+        layout.addWidget(self.warning)
 
         self.buttons = QDialogButtonBox()
         self.ok = self.buttons.addButton(spec.verb, QDialogButtonBox.ButtonRole.AcceptRole)

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -78,6 +79,11 @@ class GroupTree(QTreeWidget):
         self.setAcceptDrops(True)
         self.setDropIndicatorShown(True)
         self.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        header = self.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.groups: dict[int, QTreeWidgetItem] = {}
         for p in PRIORITIES:
             group = QTreeWidgetItem(self, [group_label(p)])
@@ -384,6 +390,10 @@ class PlanEditor(QDialog):
                     entry.setCheckState(Qt.CheckState.Checked)
                     entry.setToolTip("not in this priority group")
                     self.depends.addItem(entry)
+            if not self.depends.count():
+                alone = QListWidgetItem("No other VM in this priority group")
+                alone.setFlags(Qt.ItemFlag.NoItemFlags)
+                self.depends.addItem(alone)
         finally:
             self._loading = False
 
@@ -394,7 +404,8 @@ class PlanEditor(QDialog):
         depends = tuple(
             self.depends.item(i).text()
             for i in range(self.depends.count())
-            if self.depends.item(i).checkState() == Qt.CheckState.Checked
+            if self.depends.item(i).flags() & Qt.ItemFlag.ItemIsUserCheckable
+            and self.depends.item(i).checkState() == Qt.CheckState.Checked
         )
         try:
             self.state.items[name] = replace(

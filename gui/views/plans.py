@@ -8,13 +8,14 @@ and the runs from workers the DR controller (gui.disaster_recovery) starts.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QCloseEvent, QKeySequence, QResizeEvent, QShortcut
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QSplitter,
@@ -79,6 +80,7 @@ class PlansView(QWidget):
             descending=True,
             empty_text="This plan has not run yet.",
         )
+        self.sessions.view.hideColumn(PlanSessionsModel.PLAN)  # the selected plan's, all
         self.items_title = bold("VMs in run order")
         self.sessions_title = bold("Sessions")
         lower = QSplitter(Qt.Orientation.Horizontal)
@@ -175,8 +177,10 @@ class ReadinessDialog(QDialog):
         sl.addStretch(1)
         lower.addWidget(timings_box)
         lower.addWidget(site_box)
-        lower.setStretchFactor(0, 1)
-        lower.setStretchFactor(1, 1)
+        site_box.setMinimumWidth(380)
+        lower.setStretchFactor(0, 3)
+        lower.setStretchFactor(1, 2)
+        lower.setSizes([580, 400])
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         self.recheck = QPushButton("Check &again")
@@ -210,8 +214,8 @@ class ReadinessDialog(QDialog):
             self.verdict.setStyleSheet(f"{ERROR_STYLE}; font-weight: bold")
         measured = sum(1 for t in report.timings if t.measured)
         self.estimate.setText(
-            f"Estimated recovery time: {fmt.duration(report.estimated_seconds)} from Run to "
-            f"every VM up, of which {fmt.duration(report.delays_seconds)} is waiting for "
+            f"Estimated recovery time: {span_words(report.estimated_seconds)} from Run to "
+            f"every VM up, of which {span_words(report.delays_seconds)} is waiting for "
             f"delays; {measured} of {len(report.timings)} VM start times measured in past "
             "runs, the others assumed."
         )
@@ -219,8 +223,24 @@ class ReadinessDialog(QDialog):
         self.timings_model.set_rows(report.timings)
         self.notes.setText("\n".join(f"• {n}" for n in report.notes))
         self.capacity.setText(capacity_text(report.capacity))
-        self.problems.fit_columns()
+        self.fit_problems()
         self.reported.emit(report)
+
+    def fit_problems(self) -> None:
+        """Problems in full: the text columns share the width and wrap, rows grow to fit."""
+        view = self.problems.view
+        view.setWordWrap(True)
+        header = view.horizontalHeader()
+        for column in (ProblemsModel.CHECK, ProblemsModel.ITEM):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        for column in (ProblemsModel.PROBLEM, ProblemsModel.FIX):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
+        view.resizeRowsToContents()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self.report is not None:
+            self.problems.view.resizeRowsToContents()
 
     def show_error(self, message: str, detail: str = "") -> None:
         self.recheck.setEnabled(True)
@@ -229,6 +249,18 @@ class ReadinessDialog(QDialog):
         self.error.setText(message)
         self.error.setToolTip(detail)
         self.error.show()
+
+
+def span_words(seconds: float) -> str:
+    """ "1 min 34 s", "2 h 5 min", "12 s"."""
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    return f"{secs} s"
 
 
 def capacity_text(capacity: dict[str, float]) -> str:
@@ -325,7 +357,8 @@ class PlanRunWindow(QWidget):
         split.addWidget(lower)
         split.setChildrenCollapsible(False)
         bottom = QHBoxLayout()
-        bottom.addWidget(self.note, 1)
+        bottom.addWidget(self.note, 10)
+        bottom.addStretch(1)
         bottom.addWidget(close)
         layout = QVBoxLayout(self)
         layout.addLayout(head)

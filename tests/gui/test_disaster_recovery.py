@@ -173,7 +173,9 @@ def test_fail_over_from_the_replicas_view_to_a_chosen_point_and_undo(
     assert Op.FAILOVER not in enabled and Op.COMMIT_FAILBACK not in enabled
     # Permanent failover cancelled: nothing changes (the points stay, the state too).
     permanent = open_confirmation(qtbot, window, Op.PERMANENT_FAILOVER)
-    assert "cannot be undone" in permanent.text.text()
+    assert "restore point(s) and their snapshots are removed" in permanent.text.text()
+    assert permanent.warning.isVisibleTo(permanent)
+    assert permanent.warning.text() == "This cannot be undone."
     assert permanent.cancel.isDefault()
     permanent.cancel.click()
     assert not window.dr.busy
