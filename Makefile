@@ -1,5 +1,5 @@
 # The two commands of the README. Both set everything up first (installer/setup.sh).
-.PHONY: setup demo demo-headless test lint bench bench-jobs
+.PHONY: setup demo demo-headless test lint bench bench-jobs bench-console
 
 setup:
 	./installer/setup.sh
@@ -24,3 +24,6 @@ bench: setup
 
 bench-jobs: setup
 	.venv/bin/python benchmarks/jobs_bench.py
+
+bench-console: setup
+	.venv/bin/python benchmarks/console_bench.py
