@@ -115,7 +115,7 @@ def next_run(
 def read_home(store: Store, now: dt.datetime | None = None) -> HomeData:
     now = now or dt.datetime.now(dt.UTC)
     sessions = tuple(store.sessions.list(limit=HISTORY_LIMIT))
-    running = {s.job: s for s in store.sessions.running()}
+    running = {s.job: s for s in store.sessions.running(replication_only=True)}
     newest: dict[str, Session] = {}
     for s in sessions:
         newest.setdefault(s.job, s)

@@ -835,6 +835,8 @@ class VmReplication:
             ],
             snapshot_moref=snap,
             session_id=ctx.session_id,
+            changed_bytes=sum(o.result.stats.changed_bytes for o in outcomes),
+            transferred_bytes=self.stats.transferred_bytes,
         )
         self.info(f"restore point {point.number} created")
         # What re-IP at failover starts from when the production vCenter is gone.

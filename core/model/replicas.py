@@ -3,7 +3,8 @@
 This is the record the console lists (which VM, which replica VM on which host, which points);
 the replica's disk data and its chain live in `core.replica`. Each restore point keeps, per
 disk, the CBT change ID the next incremental run asks `QueryChangedDiskAreas` from, and the
-capacity (a resized disk invalidates the change ID).
+capacity (a resized disk invalidates the change ID); and, for the VM, the bytes the run that
+made it found changed and transferred (its size, as the console shows it).
 """
 
 from __future__ import annotations
@@ -53,9 +54,13 @@ class RestorePoint:
     disks: tuple[DiskPoint, ...]
     snapshot_moref: str | None = None  # the VMware snapshot on the replica VM
     session_id: int | None = None
+    changed_bytes: int = 0  # of the VM's disks, blocks its run found changed (data or zeros)
+    transferred_bytes: int = 0  # what its run sent to the target for this VM (compressed)
 
     def __post_init__(self) -> None:
         aware("created", self.created)
+        fields.integer("changed_bytes", self.changed_bytes, 0, 2**63 - 1)
+        fields.integer("transferred_bytes", self.transferred_bytes, 0, 2**63 - 1)
         fields.unique("disks", (d.disk_key for d in self.disks), "disk key")
         if self.snapshot_moref is not None:
             fields.moref("snapshot_moref", self.snapshot_moref)

@@ -17,7 +17,8 @@ Tables (every time is ISO 8601 UTC text; JSON columns hold lists or job document
     task_sessions   id PK, session_id -> sessions, vm, status, times, bytes, bottleneck
     session_log     id PK, session_id -> sessions, task_id -> task_sessions, time, severity
     replicas        id PK, (job, source_server, vm_moref) unique, replica VM, target host, state
-    restore_points  id PK, replica_id -> replicas, number (unique per replica), snapshot
+    restore_points  id PK, replica_id -> replicas, number (unique per replica), snapshot,
+                    changed_bytes, transferred_bytes (what the run that made it changed and sent)
     point_disks     (point_id -> restore_points, disk_key) PK, capacity, CBT change ID
     locks           key PK, token, owner process (host, pid, start, boot), purpose, time
     run_snapshots   (server, vm_moref, snapshot_moref) PK, session_id: snapshots runs took
@@ -340,6 +341,19 @@ def m0010_stage_shares(db: Database) -> None:
         """
         ALTER TABLE sessions ADD COLUMN busy TEXT;
         ALTER TABLE task_sessions ADD COLUMN busy TEXT
+        """,
+    )
+
+
+@migrations(name="0011_point_bytes")
+def m0011_point_bytes(db: Database) -> None:
+    """Each restore point's bytes: what its run found changed in the VM's disks and what it
+    transferred (after compression). Points made before this version show 0."""
+    _sql(
+        db,
+        """
+        ALTER TABLE restore_points ADD COLUMN changed_bytes INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE restore_points ADD COLUMN transferred_bytes INTEGER NOT NULL DEFAULT 0
         """,
     )
 

@@ -70,9 +70,7 @@ def _find(db: Database, job: str, source_server: str, vm_moref: str) -> Replica 
 
 def _point(db: Database, row: Row) -> RestorePoint:
     disks = tuple(
-        DiskPoint(
-            d["disk_key"], d["capacity_bytes"], d["change_id"], d["chain"], d["chain_point"]
-        )
+        DiskPoint(d["disk_key"], d["capacity_bytes"], d["change_id"], d["chain"], d["chain_point"])
         for d in db.query(
             "SELECT * FROM point_disks WHERE point_id = ? ORDER BY disk_key", (row["id"],)
         )
@@ -84,6 +82,8 @@ def _point(db: Database, row: Row) -> RestorePoint:
         disks=disks,
         snapshot_moref=row["snapshot_moref"],
         session_id=row["session_id"],
+        changed_bytes=row["changed_bytes"],
+        transferred_bytes=row["transferred_bytes"],
     )
 
 
@@ -170,9 +170,7 @@ class Replicas:
             (replica_moref, target_host_moref, target_host_name),
         )
 
-    def set_guest_addresses(
-        self, replica_id: int, per_nic: Sequence[Sequence[str]]
-    ) -> Replica:
+    def set_guest_addresses(self, replica_id: int, per_nic: Sequence[Sequence[str]]) -> Replica:
         """Remember the source VM's guest addresses per NIC (what re-IP starts from)."""
         text = json.dumps([list(nic) for nic in per_nic])
         return self._update(replica_id, "guest_addresses = ?", (text,))
@@ -190,7 +188,11 @@ class Replicas:
         created: dt.datetime | None = None,
         snapshot_moref: str | None = None,
         session_id: int | None = None,
+        changed_bytes: int = 0,
+        transferred_bytes: int = 0,
     ) -> RestorePoint:
+        """The replica's next point; `changed_bytes` and `transferred_bytes`: what the run
+        that made it changed and sent for this VM."""
         with self._conn.write() as db:
             _get(db, replica_id)
             last = next(
@@ -204,12 +206,27 @@ class Replicas:
             )["n"]
             # Validate before writing: RestorePoint checks the disks and the snapshot moref.
             point = RestorePoint(
-                replica_id, last + 1, created or now(), tuple(disks), snapshot_moref, session_id
+                replica_id,
+                last + 1,
+                created or now(),
+                tuple(disks),
+                snapshot_moref,
+                session_id,
+                changed_bytes,
+                transferred_bytes,
             )
             cur = db.execute(
                 "INSERT INTO restore_points (replica_id, number, created_at, snapshot_moref, "
-                "session_id) VALUES (?, ?, ?, ?, ?)",
-                (replica_id, point.number, to_db(point.created), snapshot_moref, session_id),
+                "session_id, changed_bytes, transferred_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    replica_id,
+                    point.number,
+                    to_db(point.created),
+                    snapshot_moref,
+                    session_id,
+                    point.changed_bytes,
+                    point.transferred_bytes,
+                ),
             )
             for disk in point.disks:
                 db.execute(

@@ -3,6 +3,11 @@
 A session records the process that runs it; `fail_orphans` marks sessions whose process died
 (a crash, a kill, a reboot) as failed with a log line saying so, so a restarted service shows
 what happened instead of runs that stay "running" forever. Sessions outlive their job.
+
+A session's trigger tells a replication run (`REPLICATION_TRIGGERS`: manual, scheduled, retry,
+after another job) from a replica operation on one of the job's replicas (failover, failback...,
+core.failover), whose incremental runs (a planned failover's) carry the operation's trigger too:
+`running(replication_only=True)` is what says a job is running.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from sqlite_utils import Database
 
 from core.errors import NotFoundError, UsageError
 from core.model.runs import (
+    REPLICATION_TRIGGERS,
     Bottleneck,
     LogEntry,
     RunStatus,
@@ -249,10 +255,16 @@ class Sessions:
             )
             return [_task(db, r) for r in rows]
 
-    def running(self) -> builtins.list[Session]:
+    def running(self, replication_only: bool = False) -> builtins.list[Session]:
+        """Sessions running now, oldest first; only replication runs (no replica operation)
+        when `replication_only`."""
         with self._conn.read() as db:
             rows = db.query("SELECT * FROM sessions WHERE status = 'running' ORDER BY id")
-            return [_session(db, r, with_log=False) for r in rows]
+            return [
+                _session(db, r, with_log=False)
+                for r in rows
+                if not replication_only or r["trigger"] in REPLICATION_TRIGGERS
+            ]
 
     def fail_orphans(self, at: dt.datetime | None = None) -> builtins.list[int]:
         """Mark running sessions whose process is gone as failed; returns their IDs."""

@@ -22,7 +22,7 @@ def tables(path: Path) -> set[str]:
 
 def test_a_new_database_gets_the_latest_schema_without_a_backup(db_path: Path) -> None:
     with Store.open(db_path) as store:
-        assert store.schema_version == Store.latest_schema_version() == len(names()) == 10
+        assert store.schema_version == Store.latest_schema_version() == len(names()) == 11
         assert store.migration_backup is None
     assert {
         "servers",
@@ -39,7 +39,7 @@ def test_a_new_database_gets_the_latest_schema_without_a_backup(db_path: Path) -
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     # Opening again changes nothing.
     with Store.open(db_path) as store:
-        assert store.schema_version == 10 and store.migration_backup is None
+        assert store.schema_version == 11 and store.migration_backup is None
 
 
 def test_an_older_schema_is_copied_then_migrated_and_keeps_its_data(db_path: Path) -> None:
@@ -62,7 +62,7 @@ def test_an_older_schema_is_copied_then_migrated_and_keeps_its_data(db_path: Pat
     assert "sessions" not in tables(db_path)
 
     with Store.open(db_path) as store:
-        assert store.schema_version == 10
+        assert store.schema_version == 11
         backup = store.migration_backup
         assert backup is not None and backup.name.startswith("replicadesk.db.v2-")
         assert store.servers.get("esx-dr-1.example.net") == ManagedServer(
@@ -106,7 +106,7 @@ def test_a_newer_schema_is_refused(db_path: Path) -> None:
     with pytest.raises(SchemaTooNewError) as err:
         Store.open(db_path)
     assert str(err.value) == (
-        f"Database {db_path} has schema version 11, newer than this ReplicaDesk knows (10): "
+        f"Database {db_path} has schema version 12, newer than this ReplicaDesk knows (11): "
         "upgrade ReplicaDesk"
     )
 

@@ -12,7 +12,14 @@ import pytest
 
 from core.errors import InvalidSettingError, NotFoundError, UsageError
 from core.model.replicas import DiskPoint, ReplicaState
-from core.model.runs import Bottleneck, RunStatus, RunTrigger, Severity, TransferStats
+from core.model.runs import (
+    REPLICATION_TRIGGERS,
+    Bottleneck,
+    RunStatus,
+    RunTrigger,
+    Severity,
+    TransferStats,
+)
 from core.store import Store
 
 T0 = dt.datetime(2026, 11, 30, 22, 0, tzinfo=dt.UTC)
@@ -65,6 +72,20 @@ def test_sessions_are_listed_newest_first(store: Store) -> None:
     assert [s.job for s in store.sessions.list()] == ["A", "B", "A"]
     assert [s.started for s in store.sessions.list(job="A")] == [T0 + dt.timedelta(hours=2), T0]
     assert [s.job for s in store.sessions.running()] == ["B", "A"]
+
+
+def test_running_replication_only_leaves_replica_operations_out(store: Store) -> None:
+    run = store.sessions.start("Tier 1 to DR", RunTrigger.SCHEDULE)
+    failover = store.sessions.start("Tier 1 to DR", RunTrigger.FAILOVER)
+    planned = store.sessions.start("Tier 1 to DR", RunTrigger.PLANNED_FAILOVER)
+    retry = store.sessions.start("Tier 2", RunTrigger.RETRY)
+    assert [s.id for s in store.sessions.running()] == [run.id, failover.id, planned.id, retry.id]
+    assert [s.id for s in store.sessions.running(replication_only=True)] == [run.id, retry.id]
+    assert {s.trigger for s in store.sessions.running(replication_only=True)} <= (
+        REPLICATION_TRIGGERS
+    )
+    store.sessions.finish(run.id, RunStatus.SUCCESS, TransferStats())
+    assert [s.id for s in store.sessions.running(replication_only=True)] == [retry.id]
 
 
 def _start_and_die(db_path: Path) -> None:
@@ -135,9 +156,15 @@ def test_replicas_and_restore_points(store: Store) -> None:
         session_id=session.id,
     )
     p2 = store.replicas.add_point(
-        r.id, [DiskPoint(2000, 48 << 30, "52 3c 1a/19")], created=T0 + dt.timedelta(hours=4)
+        r.id,
+        [DiskPoint(2000, 48 << 30, "52 3c 1a/19")],
+        created=T0 + dt.timedelta(hours=4),
+        changed_bytes=96 << 20,
+        transferred_bytes=41 << 20,
     )
     assert (p1.number, p2.number) == (1, 2)
+    assert (p1.changed_bytes, p1.transferred_bytes) == (0, 0)
+    assert (p2.changed_bytes, p2.transferred_bytes) == (96 << 20, 41 << 20)
     assert store.replicas.points(r.id) == [p1, p2]
     assert store.replicas.latest_point(r.id) == p2
     assert p1.disk(2000) == DiskPoint(2000, 40 << 30, "52 3c 1a/12") and p1.disk(3000) is None
@@ -150,6 +177,8 @@ def test_replicas_and_restore_points(store: Store) -> None:
     with pytest.raises(InvalidSettingError) as err:
         store.replicas.add_point(r.id, [DiskPoint(2000, 1), DiskPoint(2000, 2)])
     assert str(err.value) == "disks[1]: disk key 2000 is listed twice"
+    with pytest.raises(InvalidSettingError, match="transferred_bytes"):
+        store.replicas.add_point(r.id, [DiskPoint(2000, 1)], transferred_bytes=-1)
     assert [p.number for p in store.replicas.points(r.id)] == [2, 3]
 
 
