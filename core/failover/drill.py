@@ -21,7 +21,7 @@ from core.errors import FailoverError, ReplicaDeskError
 from core.failover import records, recovery, running
 from core.failover.operations import choose_point
 from core.failover.records import TestRecord
-from core.failover.session import Operation, OperationResult, locks, require_state
+from core.failover.session import Operation, OperationResult, Started, locks, require_state
 from core.failover.site import DrSite
 from core.jobs import servers
 from core.model.replicas import ReplicaState
@@ -78,6 +78,7 @@ def start_test_failover(
     point: int | None = None,
     *,
     network: networks.IsolatedNetwork | None = None,
+    on_started: Started | None = None,
 ) -> OperationResult:
     """Bring a copy of the replica at `point` (default the latest) up on an isolated network:
     one made for this test, or `network` (a shared one, which the cleanup leaves in place; the
@@ -86,7 +87,8 @@ def start_test_failover(
     require_state(
         replica, {ReplicaState.READY, ReplicaState.FAILOVER, ReplicaState.REIP_FAILED}, "test"
     )
-    with Operation(store, replica, RunTrigger.TEST_FAILOVER, "Test failover") as op:
+    title = "Test failover"
+    with Operation(store, replica, RunTrigger.TEST_FAILOVER, title, on_started) as op:
         with (
             store.locks.hold(locks(replica), f"test failover of {replica.replica_name}"),
             DrSite.connect(store, replica) as site,
@@ -184,11 +186,13 @@ def has_test(store: Store, replica_id: int) -> bool:
         return records.load(where, records.TEST, TestRecord) is not None
 
 
-def cleanup_test_failover(store: Store, replica_id: int) -> OperationResult:
+def cleanup_test_failover(
+    store: Store, replica_id: int, *, on_started: Started | None = None
+) -> OperationResult:
     """Remove everything the test failover made; a shared network (a plan test's) stays, and is
     named in the result for its owner to remove."""
     replica = recovery.recover(store, replica_id)
-    with Operation(store, replica, RunTrigger.TEST_CLEANUP, "Test cleanup") as op:
+    with Operation(store, replica, RunTrigger.TEST_CLEANUP, "Test cleanup", on_started) as op:
         with (
             store.locks.hold(locks(replica), f"test cleanup of {replica.replica_name}"),
             DrSite.connect(store, replica) as site,

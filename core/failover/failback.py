@@ -22,6 +22,12 @@ Then the target is powered on; the replica stays off, its failover record kept, 
 - Undo failback: the target is powered off (a VM failback made is deleted), the replica is
   powered on again, state Failover.
 
+A failback can be cancelled (its `cancel` event is looked at before anything is stopped and
+before each chunk of the copy): it is then rolled back to the failover exactly as a crash in the
+copy is (core.failover.recovery.roll_back_failback): the replica runs again, state Failover; the
+target is off (a VM the failback made is deleted), an original VM's disks partly brought in line,
+which the next failback completes sending only what still differs.
+
 The target's disks are reached by direct storage access (the production datastore seen from
 here, as a run's Direct storage access reads them); each must be a single flat extent with no
 snapshot delta, or the failback stops before writing.
@@ -30,6 +36,7 @@ snapshot delta, or the failback stops before writing.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,10 +45,19 @@ import numpy as np
 
 from core import blocks
 from core.errors import FailbackError, FailoverError, ReplicaDeskError, VSphereError
-from core.failover import records, recovery
+from core.failover import networks, records, recovery
 from core.failover.operations import SHUTDOWN_TIMEOUT, exclude_vm, restore_replica
 from core.failover.records import FailbackRecord, FailoverRecord
-from core.failover.session import FAILED_OVER, Operation, OperationResult, locks, require_state
+from core.failover.session import (
+    FAILED_OVER,
+    Operation,
+    OperationCancelledError,
+    OperationResult,
+    Started,
+    check_cancel,
+    locks,
+    require_state,
+)
 from core.failover.site import DrSite
 from core.jobs import servers
 from core.model.objects import ObjectKind, ObjectRef
@@ -115,9 +131,11 @@ def sync_disk(
     what: str,
     block: int = BLOCK,
     on_progress: Callable[[int], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> DiskSync:
     """Make `target_flat` read like the disk `source` opens, writing only differing blocks;
-    `on_progress(bytes done)` after each chunk."""
+    `on_progress(bytes done)` after each chunk. `cancel` is looked at before each chunk
+    (OperationCancelledError naming `what` and how far it got; the chunks done stay written)."""
     written = count = 0
     with open_disk(source, "vmdk") as image:
         size = image.size
@@ -132,6 +150,10 @@ def sync_disk(
             src = bytearray(CHUNK)
             dst = bytearray(CHUNK)
             for offset in range(0, size, CHUNK):
+                if cancel is not None and cancel.is_set():
+                    raise OperationCancelledError(
+                        what, f"after {offset / 2**20:.0f} of {size / 2**20:.0f} MiB"
+                    )
                 n = min(CHUNK, size - offset)
                 sv, tv = memoryview(src)[:n], memoryview(dst)[:n]
                 image.readinto(offset, sv)
@@ -188,11 +210,11 @@ def _new_vm(
     dc = inv.datacenter(host.datacenter)
     available = {n.name for n in vms.networks_on_host(prod, host.moref)}
     nics = []
-    for nic in replica_vm.nics:
+    for i, nic in enumerate(replica_vm.nics):
         net = _source_network(back, nic.network_name)
         if net not in available:
             op.warn(
-                f"NIC {nic.label or nic.key}: network {net!r} is not on host {host.name}: "
+                f"{networks.nic_label(i, nic)}: network {net!r} is not on host {host.name}: "
                 "the new VM's NIC is disconnected"
             )
         usable = net in available
@@ -284,16 +306,22 @@ def failback(
     to: NewLocation | Restored | None = None,
     shutdown_timeout: float = SHUTDOWN_TIMEOUT,
     on_progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    on_started: Started | None = None,
 ) -> OperationResult:
     """Fail back to the original VM (`to` None), to the original VM restored in another place
     (`Restored`) or to a new VM at production (`NewLocation`). `on_progress(done, total)` is
-    called with the bytes compared so far, for a progress bar."""
+    called with the bytes compared so far, for a progress bar. Cancelled (`cancel` set before
+    the copy ends), it is rolled back to the failover as the module says and raises
+    OperationCancelledError."""
     replica = recovery.recover(store, replica_id)
     require_state(replica, FAILED_OVER, "fail back")
     job = store.jobs.get(replica.job)
     back = {m.target: m.source for m in job.network.mappings}
     name = replica.replica_name
-    with Operation(store, replica, RunTrigger.FAILBACK, "Failback") as op:
+    untouched = "before anything was stopped: the replica runs on, state Failover"
+    with Operation(store, replica, RunTrigger.FAILBACK, "Failback", on_started) as op:
+        check_cancel(cancel, replica, untouched)
         with (
             store.locks.hold(locks(replica), f"failback of {name}"),
             DrSite.connect(store, replica) as site,
@@ -332,6 +360,7 @@ def failback(
                     target = read_vm(prod, replica.vm_moref)
                 try:
                     flats = _target_flats(inv, target, record, name)
+                    check_cancel(cancel, replica, untouched)
                 except BaseException:
                     if kind == "new":
                         vms.destroy_vm(prod, target.moref)
@@ -371,7 +400,22 @@ def failback(
                         if on_progress is not None:
                             on_progress(base + done, grand)
 
-                    s = sync_disk(site.local(rd.file_name), flat, what, on_progress=progress)
+                    try:
+                        s = sync_disk(
+                            site.local(rd.file_name),
+                            flat,
+                            what,
+                            on_progress=progress,
+                            cancel=cancel,
+                        )
+                    except OperationCancelledError as e:
+                        fate = recovery.roll_back_failback(prod, site, site.replica_vm(), where, fb)
+                        where_stopped = e.args[1] if len(e.args) > 1 else ""
+                        raise OperationCancelledError(
+                            name,
+                            f"while copying disk {rd.disk_key} ({where_stopped}): rolled back to "
+                            f"the failover (the replica runs again, state Failover); {fate}",
+                        ) from None
                     op.info(
                         f"disk {rd.disk_key} -> {file_name}: {s.blocks_written} block(s) "
                         f"differed, {s.written_bytes / 2**20:.1f} MiB sent of "
@@ -382,7 +426,7 @@ def failback(
                         total.read_bytes + 2 * s.compared_bytes,
                         total.transferred_bytes + s.written_bytes,
                     )
-                op.stats = total
+                    op.stats = total
                 fb = replace(fb, copied_bytes=total.transferred_bytes, phase=records.PREPARED)
                 records.save(where, records.FAILBACK, fb)
                 store.replicas.set_state(replica.id, ReplicaState.FAILBACK)
@@ -401,11 +445,14 @@ def _failback_record(site: DrSite, vm: Vm) -> tuple[Path, FailbackRecord, Failov
     return where, fb, fo
 
 
-def commit_failback(store: Store, replica_id: int) -> OperationResult:
+def commit_failback(
+    store: Store, replica_id: int, *, on_started: Started | None = None
+) -> OperationResult:
     """The failback target is production again; the replica goes back to Ready."""
     replica = recovery.recover(store, replica_id)
     require_state(replica, {ReplicaState.FAILBACK}, "commit a failback")
-    with Operation(store, replica, RunTrigger.COMMIT_FAILBACK, "Commit failback") as op:
+    title = "Commit failback"
+    with Operation(store, replica, RunTrigger.COMMIT_FAILBACK, title, on_started) as op:
         with (
             store.locks.hold(locks(replica), f"commit failback of {replica.replica_name}"),
             DrSite.connect(store, replica) as site,
@@ -451,11 +498,14 @@ def _swap_in_job(store: Store, replica: Replica, fb: FailbackRecord, op: Operati
     )
 
 
-def undo_failback(store: Store, replica_id: int) -> OperationResult:
+def undo_failback(
+    store: Store, replica_id: int, *, on_started: Started | None = None
+) -> OperationResult:
     """Back to the failed-over replica: the target off (a VM failback made is deleted)."""
     replica = recovery.recover(store, replica_id)
     require_state(replica, {ReplicaState.FAILBACK}, "undo a failback")
-    with Operation(store, replica, RunTrigger.UNDO_FAILBACK, "Undo failback") as op:
+    title = "Undo failback"
+    with Operation(store, replica, RunTrigger.UNDO_FAILBACK, title, on_started) as op:
         with (
             store.locks.hold(locks(replica), f"undo failback of {replica.replica_name}"),
             DrSite.connect(store, replica) as site,

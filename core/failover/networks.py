@@ -6,7 +6,7 @@ at the DR site since the replica was made stops that VM's failover with a clear 
 anything was changed. A NIC whose mapping changed since the replica was made is moved; a NIC
 without a mapping stays disconnected (with a warning, as on a run). When the production vCenter
 cannot be reached, the source NICs' networks are unknown: then each replica NIC's own network
-must still exist.
+must still exist. A NIC is named in messages by its place and hardware (`nic_label`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from core.errors import FailoverNetworkError
 from core.model.job import ReplicationJob
 from core.vsphere import vms
 from core.vsphere.connection import VSphereClient
-from core.vsphere.models import Vm
+from core.vsphere.models import Nic, Vm
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,12 @@ class NicPlan:
         return self.target is not None and self.target != self.current
 
 
-def _label(index: int, label: str) -> str:
-    return label or f"NIC {index + 1}"
+def nic_label(index: int, nic: Nic) -> str:
+    """ "NIC 1 (vmxnet3, 00:50:56:8a:01:02)": the NIC's place on the VM (from 1), its adapter and
+    MAC address. The device label is not used: vSphere's ("Network adapter 1") says no more, and
+    one made by the client's temporary device key reads "ethernet--7"."""
+    details = ", ".join(x for x in (nic.adapter, nic.mac) if x)
+    return f"NIC {index + 1}" + (f" ({details})" if details else "")
 
 
 def plan(
@@ -53,7 +57,7 @@ def plan(
             )
         for i, (src, rep) in enumerate(zip(source_vm.nics, replica_vm.nics, strict=True)):
             target = job.network.target_for(src.network_name, available)
-            label = _label(i, rep.label)
+            label = nic_label(i, rep)
             if target is not None and target not in available:
                 raise FailoverNetworkError(
                     replica_vm.name,
@@ -69,7 +73,7 @@ def plan(
             out.append(NicPlan(rep.key, label, rep.network_name, target, note))
         return out
     for i, rep in enumerate(replica_vm.nics):
-        label = _label(i, rep.label)
+        label = nic_label(i, rep)
         if not rep.start_connected and not rep.connected:
             out.append(NicPlan(rep.key, label, rep.network_name, None, ""))
             continue

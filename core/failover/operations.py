@@ -18,6 +18,7 @@ and addresses when it answers, and done without otherwise.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import replace
 
 from core.errors import FailoverError, ReplicaDeskError, VSphereError
@@ -28,6 +29,8 @@ from core.failover.session import (
     Operation,
     OperationResult,
     PoweredOn,
+    Started,
+    check_cancel,
     locks,
     require_state,
 )
@@ -81,12 +84,18 @@ def failover(
     *,
     reip_timeout: float = REIP_TIMEOUT,
     on_powered_on: PoweredOn | None = None,
+    cancel: threading.Event | None = None,
+    on_started: Started | None = None,
 ) -> OperationResult:
     """Failover now to restore point `point` (default the latest). `on_powered_on` is called
-    once the replica VM is powered on, before its re-IP is verified."""
+    once the replica VM is powered on, before its re-IP is verified. `cancel` is looked at
+    until the replica starts to change (a failover takes seconds from there, and undo failover
+    takes it back): cancelled, nothing was changed and the replica is Ready
+    (OperationCancelledError)."""
     replica = recovery.recover(store, replica_id)
     require_state(replica, {ReplicaState.READY}, "fail over")
-    with Operation(store, replica, RunTrigger.FAILOVER, "Failover") as op:
+    check_cancel(cancel, replica, _NOTHING_CHANGED)
+    with Operation(store, replica, RunTrigger.FAILOVER, "Failover", on_started) as op:
         with store.locks.hold(locks(replica), f"failover of {replica.replica_name}"):
             _failover(
                 store,
@@ -96,8 +105,12 @@ def failover(
                 reip_timeout,
                 source_view(store, replica, op),
                 on_powered_on=on_powered_on,
+                cancel=cancel,
             )
         return op.result(vm=replica.replica_moref or "")
+
+
+_NOTHING_CHANGED = "before the failover changed anything: the replica is Ready as it was"
 
 
 def _failover(
@@ -109,8 +122,10 @@ def _failover(
     source: Vm | None,
     planned: bool = False,
     on_powered_on: PoweredOn | None = None,
+    cancel: threading.Event | None = None,
 ) -> None:
-    """`source`: the source VM as last read from its vCenter (None: unreachable)."""
+    """`source`: the source VM as last read from its vCenter (None: unreachable). `cancel` is
+    looked at last before the record is written: from there on the failover is finished."""
     job = store.jobs.get(replica.job)
     point = choose_point(store, replica, number)
     op.info(f"restore point {point.number} of {point.created:%Y-%m-%d %H:%M:%S} UTC")
@@ -130,6 +145,7 @@ def _failover(
             )
         pairs = running.pair_disks(vm, point, replica.replica_name)
         previous = vm.current_snapshot
+        check_cancel(cancel, replica, _NOTHING_CHANGED)
         # Written before anything changes: a crash from here on leaves this record, which the
         # next operation on the replica rolls back (core.failover.recovery).
         record = FailoverRecord(
@@ -215,11 +231,14 @@ def _load_failover(site: DrSite, vm: Vm) -> tuple[os.PathLike[str], FailoverReco
     return where, record
 
 
-def undo_failover(store: Store, replica_id: int) -> OperationResult:
+def undo_failover(
+    store: Store, replica_id: int, *, on_started: Started | None = None
+) -> OperationResult:
     """Power the replica off, discard what changed since the failover, back to Ready."""
     replica = recovery.recover(store, replica_id)
     require_state(replica, FAILED_OVER, "undo a failover")
-    with Operation(store, replica, RunTrigger.UNDO_FAILOVER, "Undo failover") as op:
+    title = "Undo failover"
+    with Operation(store, replica, RunTrigger.UNDO_FAILOVER, title, on_started) as op:
         with store.locks.hold(locks(replica), f"undo failover of {replica.replica_name}"):
             with DrSite.connect(store, replica) as site:
                 vm = site.replica_vm()
@@ -246,13 +265,16 @@ def restore_replica(
     records.remove_folder_if_empty(Path(where))
 
 
-def permanent_failover(store: Store, replica_id: int) -> OperationResult:
+def permanent_failover(
+    store: Store, replica_id: int, *, on_started: Started | None = None
+) -> OperationResult:
     """The failed-over replica becomes production: points removed, source VM out of the job."""
     from pathlib import Path
 
     replica = recovery.recover(store, replica_id)
     require_state(replica, FAILED_OVER, "make a failover permanent")
-    with Operation(store, replica, RunTrigger.PERMANENT_FAILOVER, "Permanent failover") as op:
+    title = "Permanent failover"
+    with Operation(store, replica, RunTrigger.PERMANENT_FAILOVER, title, on_started) as op:
         with store.locks.hold(locks(replica), f"permanent failover of {replica.replica_name}"):
             with DrSite.connect(store, replica) as site:
                 vm = site.replica_vm()
@@ -359,13 +381,24 @@ def planned_failover(
     shutdown_timeout: float = SHUTDOWN_TIMEOUT,
     reip_timeout: float = REIP_TIMEOUT,
     on_powered_on: PoweredOn | None = None,
+    cancel: threading.Event | None = None,
+    on_started: Started | None = None,
 ) -> OperationResult:
     """Incremental run, source guest shutdown (power off after the timeout), final run,
-    failover to that last point: nothing written before the shutdown is lost."""
+    failover to that last point: nothing written before the shutdown is lost.
+
+    `cancel` is passed to both runs and looked at before and after each step until the
+    failover to the final point begins (from there it is finished, in seconds; undo failover
+    takes it back). Cancelled, the source VM stays production: it runs on, or is powered on
+    again when it had been shut down; the replica stays Ready, keeping the restore points the
+    runs completed; OperationCancelledError says where it stopped."""
     replica = recovery.recover(store, replica_id)
     require_state(replica, {ReplicaState.READY}, "start a planned failover")
-    with Operation(store, replica, RunTrigger.PLANNED_FAILOVER, "Planned failover") as op:
-        _replicate(store, replica, op, "incremental run while the source runs")
+    title = "Planned failover"
+    with Operation(store, replica, RunTrigger.PLANNED_FAILOVER, title, on_started) as op:
+        running_on = "the source VM was not stopped and stays production; the replica stays Ready"
+        check_cancel(cancel, replica, f"before the first incremental run: {running_on}")
+        _replicate(store, replica, op, "incremental run while the source runs", cancel, running_on)
         source = source_view(store, replica, op)  # its addresses, while its guest still runs
         with servers.connect_stored(store, replica.source_server, keepalive=False) as src:
             shut = power.shutdown_guest(src, replica.vm_moref, timeout=shutdown_timeout)
@@ -373,8 +406,14 @@ def planned_failover(
             op.info(f"the source VM's guest shut down in {shut.seconds:.0f} s")
         else:
             op.warn(f"the source VM was powered off: {shut.reason}")
+        on_again = (
+            "the source VM was powered on again and stays production; the replica stays Ready"
+        )
         try:
-            _replicate(store, replica, op, "final incremental run of the stopped source")
+            check_cancel(cancel, replica, f"after the source VM was shut down: {on_again}")
+            _replicate(
+                store, replica, op, "final incremental run of the stopped source", cancel, on_again
+            )
         except BaseException:
             with servers.connect_stored(store, replica.source_server, keepalive=False) as src:
                 power.power_on(src, replica.vm_moref)
@@ -395,14 +434,30 @@ def planned_failover(
         return op.result(vm=replica.replica_moref or "")
 
 
-def _replicate(store: Store, replica: Replica, op: Operation, what: str) -> None:
+def _replicate(
+    store: Store,
+    replica: Replica,
+    op: Operation,
+    what: str,
+    cancel: threading.Event | None,
+    cancelled: str,
+) -> None:
+    """One incremental run of the replica's VM; OperationCancelledError (`cancelled`: what
+    that leaves) when cancel was asked during or right after it."""
     session = run_job(
-        store, replica.job, trigger=RunTrigger.PLANNED_FAILOVER, only_vms=[replica.vm_moref]
+        store,
+        replica.job,
+        trigger=RunTrigger.PLANNED_FAILOVER,
+        only_vms=[replica.vm_moref],
+        cancel=cancel,
     )
     tasks = [t for t in store.sessions.tasks(session.id) if t.vm_moref == replica.vm_moref]
-    if session.status == RunStatus.FAILED or not tasks or tasks[0].status == RunStatus.FAILED:
+    failed = session.status == RunStatus.FAILED or not tasks or tasks[0].status == RunStatus.FAILED
+    op.info(f"{what}: session {session.id}, {session.status}")
+    when = "during" if failed else "after"
+    check_cancel(cancel, replica, f"{when} the {what} (session {session.id}): {cancelled}")
+    if failed:
         raise FailoverError(
             replica.replica_name,
             f"the {what} failed (session {session.id}): the planned failover stops here",
         )
-    op.info(f"{what}: session {session.id}, {session.status}")

@@ -15,9 +15,10 @@ in a state the state machine knows:
   guest may already have written.
 - test failover `STARTED`: cleaned up (the test VM, found by its name when it was not recorded
   yet, and the test's own network).
-- failback `STARTED` (copying): rolled back to the failover. The target is left off (a VM the
-  failback made is deleted), the replica powered on again; the original VM's disks hold part of
-  the replica's data, which the next failback completes (only what still differs travels).
+- failback `STARTED` (copying): rolled back to the failover (`roll_back_failback`, which a
+  cancelled failback uses too). The target is left off (a VM the failback made is deleted), the
+  replica powered on again; the original VM's disks hold part of the replica's data, which the
+  next failback completes (only what still differs travels).
 - failback `PREPARED` (copied, the target not yet on): finished, state Failback, target on.
 
 The interrupted operation's session, left running by the dead process, is marked failed
@@ -40,6 +41,7 @@ from core.model.replicas import Replica, ReplicaState
 from core.model.runs import RunTrigger
 from core.store.store import Store
 from core.vsphere import power, snapshots, vms
+from core.vsphere.connection import VSphereClient
 from core.vsphere.models import Vm
 
 log = logging.getLogger(__name__)
@@ -157,6 +159,31 @@ def _test(store: Store, site: DrSite, where: Path, record: TestRecord) -> None:
         )
 
 
+def roll_back_failback(
+    prod: VSphereClient, site: DrSite, vm: Vm, where: Path, record: FailbackRecord
+) -> str:
+    """Back to the failover from a failback that did not finish its copy: the target off (a VM
+    the failback made deleted), the replica VM (`vm` as read now) on, the failback record gone.
+    The state stays Failover (a failback sets Failback only after its copy). What became of
+    the target, for the log."""
+    target = record.target_vm
+    if target:
+        power.power_off(prod, target)
+    if record.new_vm and target:
+        vms.destroy_vm(prod, target)
+        fate = f"the VM it had made, {record.target_vm_name!r}, was deleted"
+    else:
+        fate = (
+            f"{record.target_vm_name!r} stays powered off with its disks partly brought "
+            "in line with the replica: fail back again to complete them (only what "
+            "still differs is sent)"
+        )
+    if vm.power_state != "poweredOn":
+        power.power_on(site.client, vm.moref)
+    records.remove(where, records.FAILBACK)
+    return fate
+
+
 def _failback(store: Store, site: DrSite, vm: Vm, where: Path, record: FailbackRecord) -> None:
     replica = site.replica
     title = "Recovery of an interrupted failback"
@@ -180,21 +207,7 @@ def _failback(store: Store, site: DrSite, vm: Vm, where: Path, record: FailbackR
                     f"copy: finished ({record.target_vm_name!r} powered on; commit or undo it)",
                 )
                 return
-            target = record.target_vm
-            if target:
-                power.power_off(prod, target)
-            if record.new_vm and target:
-                vms.destroy_vm(prod, target)
-                fate = f"the VM it had made, {record.target_vm_name!r}, was deleted"
-            else:
-                fate = (
-                    f"{record.target_vm_name!r} stays powered off with its disks partly brought "
-                    "in line with the replica: fail back again to complete them (only what "
-                    "still differs is sent)"
-                )
-        if vm.power_state != "poweredOn":
-            power.power_on(site.client, vm.moref)
-        records.remove(where, records.FAILBACK)
+            fate = roll_back_failback(prod, site, vm, where, record)
         _say(
             op,
             f"the failback of session {record.session_id} was interrupted while copying: "

@@ -5,15 +5,22 @@ VM's task, logs in an administrator's words, and ends the session Success, Warni
 was logged as a warning, e.g. a re-IP that failed) or Failed (an error, which is logged and
 raised again). The replica's state machine is checked here too: `require_state` refuses an
 operation the replica's state does not allow, naming the state and what to do instead.
+
+Long operations (planned failover, failback) take a `cancel` event, looked at between their steps
+(`check_cancel`); a cancelled operation ends in the state its function documents and raises
+`OperationCancelledError` (a `CancelledError`), its session Failed with the line saying so. Every
+operation takes `on_started(session_id)`, called as soon as its session exists, so a console
+follows that session live.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from types import TracebackType
 
-from core.errors import ReplicaDeskError, ReplicaStateError
+from core.errors import CancelledError, ReplicaDeskError, ReplicaStateError
 from core.model.replicas import Replica, ReplicaState
 from core.model.runs import RunStatus, RunTrigger, Severity, TransferStats
 from core.store.locks import replica_key, vm_key
@@ -33,6 +40,21 @@ _HINTS = {
     ReplicaState.PROCESSING: "a replication run is processing it",
     ReplicaState.READY: "it is not failed over",
 }
+
+
+class OperationCancelledError(CancelledError):
+    """Replica {}: cancelled: {}"""
+
+
+Started = Callable[[int], None]
+"""Called with the operation's (or plan run's) session ID as soon as that session exists."""
+
+
+def check_cancel(cancel: threading.Event | None, replica: Replica, state: str) -> None:
+    """Raise OperationCancelledError, saying the state the replica is left in, if `cancel` is
+    set."""
+    if cancel is not None and cancel.is_set():
+        raise OperationCancelledError(replica.replica_name, state)
 
 
 def locks(replica: Replica) -> list[str]:
@@ -69,7 +91,14 @@ its re-IP is verified: a failover plan records the two steps apart."""
 class Operation:
     """One replica operation's session; a context manager."""
 
-    def __init__(self, store: Store, replica: Replica, trigger: RunTrigger, title: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        replica: Replica,
+        trigger: RunTrigger,
+        title: str,
+        on_started: Started | None = None,
+    ) -> None:
         self.store = store
         self.replica = replica
         self.trigger = trigger
@@ -80,6 +109,7 @@ class Operation:
         self.session_id = 0
         self.task_id = 0
         self.status = RunStatus.RUNNING
+        self._on_started = on_started
 
     def __enter__(self) -> Operation:
         session = self.store.sessions.start(self.replica.job, self.trigger)
@@ -93,6 +123,12 @@ class Operation:
             Severity.INFO,
             f"{self.title} of {self.replica.vm_name!r} (replica {self.replica.replica_name!r})",
         )
+        if self._on_started is not None:
+            try:
+                self._on_started(session.id)
+            except BaseException as e:  # the session must not stay Running
+                self.__exit__(type(e), e, e.__traceback__)
+                raise
         return self
 
     def info(self, message: str) -> None:

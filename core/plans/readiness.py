@@ -117,7 +117,7 @@ def _vm_checks(
                     Problem(
                         "network",
                         nic.note,
-                        f"add a row for its network to job {job.name!r}'s network mapping",
+                        f"add a row for its network to the network mapping of job {job.name!r}",
                         r.name,
                     )
                 )

@@ -13,12 +13,21 @@ on one isolated network made for the plan's test (core.failover.drill; its VMs r
 other, and nothing else) in the plan's order (no delays: nothing depends on a test), heartbeats
 checked, then all cleaned up and the network removed (unless kept, for `cleanup_plan_test`).
 A failover's power-on is recorded (through the operation's callback) apart from its re-IP check.
-Every step is in the plan session; each replica operation is also a session of its job.
+Every step is in the plan session; each replica operation is also a session of its job. Each
+action takes `on_started(plan session ID)`, called as soon as that session exists.
+
+A run (and a test) takes a `cancel` event, looked at before the pre-script, before each item
+and at each group (core.plans.schedule), and given to the failovers it starts, which stop only
+if they had changed nothing yet. A cancelled run leaves the VMs already up running (they are
+listed in its last step; undo the plan to bring them back), starts none of the others (CANCELLED,
+listed too: running the plan again starts them, skipping those already up), does not run the
+post-script, and ends Failed. A cancelled test cleans up what it had started, as always.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -27,7 +36,7 @@ from dataclasses import dataclass
 
 from core.errors import PlanError, PlanScriptError, ReplicaDeskError
 from core.failover import drill, operations
-from core.failover.session import FAILED_OVER, OperationResult
+from core.failover.session import FAILED_OVER, OperationResult, Started
 from core.jobs import servers
 from core.model.plans import FailoverPlan, PlanAction, PlanScript, StepKind
 from core.model.replicas import Replica, ReplicaState
@@ -50,14 +59,67 @@ class PlanResult:
     action: PlanAction
     status: RunStatus
     items: tuple[ItemResult, ...]
+    cancelled: bool = False  # cancel stopped items from starting (they are CANCELLED)
+
+
+def _start(
+    store: Store,
+    plan: FailoverPlan,
+    action: PlanAction,
+    on_started: Started | None,
+    point_in_time: dt.datetime | None = None,
+) -> Recorder:
+    """The plan session, announced to `on_started` (whose failure ends it Failed)."""
+    session = store.plan_sessions.start(plan.name, action, point_in_time)
+    if on_started is not None:
+        try:
+            on_started(session.id)
+        except BaseException:
+            store.plan_sessions.finish(session.id, RunStatus.FAILED)
+            raise
+    return Recorder(store, session.id)
+
+
+def _cancelled(
+    rec: Recorder,
+    cancel: threading.Event | None,
+    items: Sequence[ItemResult],
+    up_fate: str = "stay up",
+) -> bool:
+    """Whether cancel kept items from starting; if it was asked at all, a step saying what it
+    left: the VMs up (`up_fate`: what becomes of them) and those not started."""
+    if cancel is None or not cancel.is_set():
+        return False
+    left = [i.name for i in items if i.outcome == Outcome.CANCELLED]
+    up = [i.name for i in items if i.outcome in (Outcome.UP, Outcome.SKIPPED)]
+    if not left:
+        rec.step(
+            StepKind.INFO,
+            "cancel was asked after every VM had been started: the plan went on to its end",
+            severity=Severity.WARNING,
+        )
+        return False
+    shown = ", ".join(repr(n) for n in up) or "none"
+    rec.step(
+        StepKind.INFO,
+        f"the plan was cancelled: {len(up)} VM(s) up {up_fate} ({shown}); {len(left)} not "
+        f"started ({', '.join(repr(n) for n in left)})",
+        severity=Severity.ERROR,
+    )
+    return True
 
 
 def _finish(
-    store: Store, rec: Recorder, plan: FailoverPlan, action: PlanAction, items: list[ItemResult]
+    store: Store,
+    rec: Recorder,
+    plan: FailoverPlan,
+    action: PlanAction,
+    items: list[ItemResult],
+    cancelled: bool = False,
 ) -> PlanResult:
     status = rec.status()
     store.plan_sessions.finish(rec.session_id, status)
-    return PlanResult(rec.session_id, plan.name, action, status, tuple(items))
+    return PlanResult(rec.session_id, plan.name, action, status, tuple(items), cancelled)
 
 
 def _script(rec: Recorder, plan: FailoverPlan, which: str, script: PlanScript) -> None:
@@ -144,9 +206,11 @@ def run_plan(
     *,
     point_in_time: dt.datetime | None = None,
     reip_timeout: float = operations.REIP_TIMEOUT,
+    cancel: threading.Event | None = None,
+    on_started: Started | None = None,
 ) -> PlanResult:
     """Fail the plan's VMs over, group by group (latest points, or the newest point at or
-    before `point_in_time` for each VM)."""
+    before `point_in_time` for each VM). Cancelled, it ends as the module says."""
     plan = store.plans.get(name)
     resolved = resolve(store, plan)
     points: dict[int, int] = {}
@@ -156,15 +220,14 @@ def run_plan(
         for r in resolved:
             if r.replica.state == ReplicaState.READY:
                 points[r.replica.id] = point_at(store, plan.name, r.replica, point_in_time).number
-    session = store.plan_sessions.start(plan.name, PlanAction.RUN, point_in_time)
-    rec = Recorder(store, session.id)
+    rec = _start(store, plan, PlanAction.RUN, on_started, point_in_time)
     target = (
         "the latest restore points"
         if point_in_time is None
         else f"the restore points at {point_in_time.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
     )
     rec.step(StepKind.INFO, f"failover plan {plan.name!r}: {len(resolved)} VMs to {target}")
-    if plan.pre_script is not None:
+    if plan.pre_script is not None and not (cancel is not None and cancel.is_set()):
         try:
             _script(rec, plan, "pre-script", plan.pre_script)
         except PlanScriptError as e:
@@ -195,7 +258,12 @@ def run_plan(
             )
 
         result = operations.failover(
-            store, replica.id, point, reip_timeout=reip_timeout, on_powered_on=powered_on
+            store,
+            replica.id,
+            point,
+            reip_timeout=reip_timeout,
+            on_powered_on=powered_on,
+            cancel=cancel,
         )
         warnings = list(_op_warnings(rec, r, result))
         _reip_step(rec, r, result)
@@ -206,13 +274,16 @@ def run_plan(
         rec.step(StepKind.UP, "up", item=r.name, replica_id=replica.id)
         return ItemResult(r.name, replica.id, Outcome.UP, "", tuple(warnings), result.session_id)
 
-    items = bring_up(rec, plan, resolved, failover)
-    if plan.post_script is not None:
+    items = bring_up(rec, plan, resolved, failover, cancel=cancel)
+    cancelled = _cancelled(rec, cancel, items)
+    if plan.post_script is not None and cancelled:
+        rec.step(StepKind.SCRIPT, "the post-script was not run: the plan was cancelled")
+    elif plan.post_script is not None:
         try:
             _script(rec, plan, "post-script", plan.post_script)
         except PlanScriptError as e:
             rec.step(StepKind.SCRIPT, str(e), severity=Severity.WARNING)
-    return _finish(store, rec, plan, PlanAction.RUN, items)
+    return _finish(store, rec, plan, PlanAction.RUN, items, cancelled)
 
 
 def _batches(
@@ -235,12 +306,11 @@ def _batches(
     return out
 
 
-def undo_plan(store: Store, name: str) -> PlanResult:
+def undo_plan(store: Store, name: str, *, on_started: Started | None = None) -> PlanResult:
     """Undo the failover of every failed-over replica of the plan, in batches."""
     plan = store.plans.get(name)
     resolved = resolve(store, plan)
-    session = store.plan_sessions.start(plan.name, PlanAction.UNDO)
-    rec = Recorder(store, session.id)
+    rec = _start(store, plan, PlanAction.UNDO, on_started)
     rec.step(StepKind.INFO, f"undo of failover plan {plan.name!r}: {len(resolved)} VMs")
 
     def undo(r: Resolved) -> ItemResult:
@@ -265,25 +335,31 @@ def undo_plan(store: Store, name: str) -> PlanResult:
 
 
 def run_plan_test(
-    store: Store, name: str, *, keep: bool = False, point_in_time: dt.datetime | None = None
+    store: Store,
+    name: str,
+    *,
+    keep: bool = False,
+    point_in_time: dt.datetime | None = None,
+    cancel: threading.Event | None = None,
+    on_started: Started | None = None,
 ) -> PlanResult:
     """Test failover of every VM of the plan on isolated networks, in the plan's order; then
-    everything is cleaned up unless `keep` (then `cleanup_plan_test` does it)."""
+    everything is cleaned up unless `keep` (then `cleanup_plan_test` does it). Cancelled, no
+    further test VM starts; what started is cleaned up (or kept) all the same."""
     plan = store.plans.get(name)
     resolved = resolve(store, plan)
     points: dict[int, int] = {}
     if point_in_time is not None:
         for r in resolved:
             points[r.replica.id] = point_at(store, plan.name, r.replica, point_in_time).number
-    session = store.plan_sessions.start(plan.name, PlanAction.TEST, point_in_time)
-    rec = Recorder(store, session.id)
+    rec = _start(store, plan, PlanAction.TEST, on_started, point_in_time)
     rec.step(
         StepKind.INFO,
         f"test of failover plan {plan.name!r}: {len(resolved)} VMs on isolated networks; "
         "replication goes on",
     )
 
-    nets = _test_networks(store, rec, resolved, session.id)
+    nets = _test_networks(store, rec, resolved, rec.session_id)
 
     def test(r: Resolved) -> ItemResult:
         replica = store.replicas.get(r.replica.id)
@@ -308,7 +384,7 @@ def run_plan_test(
 
     items: list[ItemResult] = []
     try:
-        items = bring_up(rec, plan, resolved, test, with_delays=False)
+        items = bring_up(rec, plan, resolved, test, with_delays=False, cancel=cancel)
     finally:
         started = [
             r for r in resolved if any(i.name == r.name and i.outcome == Outcome.UP for i in items)
@@ -319,7 +395,9 @@ def run_plan_test(
             rec.step(StepKind.INFO, "the test VMs are kept: clean the test up when done")
             if not started:
                 _remove_networks(store, rec, nets)
-    return _finish(store, rec, plan, PlanAction.TEST, items)
+    fate = "are kept (clean the test up when done)" if keep else "were cleaned up"
+    cancelled = _cancelled(rec, cancel, items, fate)
+    return _finish(store, rec, plan, PlanAction.TEST, items, cancelled)
 
 
 def _test_networks(
@@ -396,11 +474,10 @@ def _cleanup(
     return out
 
 
-def cleanup_plan_test(store: Store, name: str) -> PlanResult:
+def cleanup_plan_test(store: Store, name: str, *, on_started: Started | None = None) -> PlanResult:
     """Clean up a kept plan test: every item's test failover that is still there."""
     plan = store.plans.get(name)
     resolved = resolve(store, plan)
-    session = store.plan_sessions.start(plan.name, PlanAction.TEST)
-    rec = Recorder(store, session.id)
+    rec = _start(store, plan, PlanAction.TEST, on_started)
     rec.step(StepKind.INFO, f"cleanup of the test of failover plan {plan.name!r}")
     return _finish(store, rec, plan, PlanAction.TEST, _cleanup(store, rec, plan, resolved))

@@ -8,6 +8,11 @@ starts once every item of this one is up and each one's delay after it has passe
 after the last group's items is not waited: the plan is done). An item whose dependency failed
 is not started. An item skipped because its VM already runs counts as up, with no delay.
 
+Cancel (a `threading.Event`) is looked at before each item starts and at each group; a delay
+being waited ends when it is set. Once set, no further item starts: the items already starting
+finish (their operation got the same event and stops if it had not changed anything yet), the
+others are CANCELLED ("not started: the plan was cancelled").
+
 The work on one item is an `Action` run on a worker thread; it records its own steps. Here the
 session gets GROUP, GROUP_DONE and WAIT steps; WAIT is recorded only when nothing is starting and
 the plan waits for a delay alone, so "time to bring the plan up, minus the delays" is the
@@ -19,12 +24,12 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 
-from core.errors import ReplicaDeskError
+from core.errors import CancelledError, ReplicaDeskError
 from core.model.plans import FailoverPlan, StepKind
 from core.model.runs import RunStatus, Severity
 from core.plans.resolve import Resolved
@@ -36,6 +41,7 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"  # its VM already runs (failed over before): counts as up
     FAILED = "failed"
     NOT_STARTED = "not started"  # a dependency failed
+    CANCELLED = "cancelled"  # not started (or stopped before changing anything): plan cancelled
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,8 @@ class Recorder:
 
 Action = Callable[[Resolved], ItemResult]
 
+CANCELLED_ITEM = "not started: the plan was cancelled"
+
 
 def guarded(action: Action, rec: Recorder) -> Action:
     """The action, with any failure it raises turned into a FAILED result and an error step."""
@@ -100,6 +108,16 @@ def guarded(action: Action, rec: Recorder) -> Action:
     def run(r: Resolved) -> ItemResult:
         try:
             return action(r)
+        except CancelledError as e:
+            message = f"{CANCELLED_ITEM} ({e})"
+            rec.step(
+                StepKind.SKIP,
+                message,
+                item=r.name,
+                replica_id=r.replica.id,
+                severity=Severity.WARNING,
+            )
+            return ItemResult(r.name, r.replica.id, Outcome.CANCELLED, message)
         except ReplicaDeskError as e:
             message = str(e)
         except Exception as e:  # a bug must not leave the plan waiting for this item forever
@@ -123,15 +141,34 @@ def bring_up(
     action: Action,
     *,
     with_delays: bool = True,
+    cancel: threading.Event | None = None,
 ) -> list[ItemResult]:
     """Run `action` on every item, group by group, as the module says; the results in the
-    order the items finished."""
+    order the items finished (then the items the cancel left out)."""
     by_name = {r.name: r for r in resolved}
     results: list[ItemResult] = []
     safe = guarded(action, rec)
     groups = plan.groups()
+
+    def cancelled() -> bool:
+        return cancel is not None and cancel.is_set()
+
+    def cancel_rest(rest: Iterable[Resolved]) -> None:
+        for r in rest:
+            rec.step(
+                StepKind.SKIP,
+                CANCELLED_ITEM,
+                item=r.name,
+                replica_id=r.replica.id,
+                severity=Severity.WARNING,
+            )
+            results.append(ItemResult(r.name, r.replica.id, Outcome.CANCELLED, CANCELLED_ITEM))
+
     with ThreadPoolExecutor(plan.max_parallel, thread_name_prefix="plan") as pool:
         for gi, (priority, items) in enumerate(groups):
+            if cancelled():
+                cancel_rest(by_name[it.name] for _, rest in groups[gi:] for it in rest)
+                break
             last_group = gi == len(groups) - 1
             rec.step(
                 StepKind.GROUP,
@@ -147,6 +184,10 @@ def bring_up(
                 pool.submit(lambda: q.put(safe(r)))
 
             while pending or running:
+                if cancelled() and pending:
+                    cancel_rest(pending)
+                    pending = []
+                    continue
                 now = time.monotonic()
                 for r in list(pending):
                     deps = r.item.depends_on
@@ -200,6 +241,7 @@ def bring_up(
                 elif next_delay is not None:
                     _wait(
                         rec,
+                        cancel,
                         next_delay,
                         "the delay after "
                         + ", ".join(
@@ -229,13 +271,20 @@ def bring_up(
                 until = max(ready_at.values())
                 if until > time.monotonic():
                     last = [n for n, t in ready_at.items() if t == until]
-                    _wait(rec, until, f"the delay after {last[0]!r} before the next group")
+                    _wait(rec, cancel, until, f"the delay after {last[0]!r} before the next group")
     return results
 
 
-def _wait(rec: Recorder, until: float, why: str) -> None:
-    seconds = until - time.monotonic()
-    if seconds <= 0:
+def _wait(rec: Recorder, cancel: threading.Event | None, until: float, why: str) -> None:
+    """Wait until `until` (monotonic), or until `cancel` is set."""
+    start = time.monotonic()
+    if until <= start:
         return
-    time.sleep(seconds)
+    if cancel is None:
+        time.sleep(until - start)
+    elif cancel.wait(until - start):
+        seconds = time.monotonic() - start
+        rec.step(StepKind.WAIT, f"waited {seconds:.1f} s, then cancelled: {why}", seconds=seconds)
+        return
+    seconds = time.monotonic() - start
     rec.step(StepKind.WAIT, f"waited {seconds:.1f} s: {why}", seconds=seconds)

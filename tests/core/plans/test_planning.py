@@ -4,6 +4,7 @@ a missing network mapping, a missing re-IP rule, an RPO violation, the DR site's
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import replace
 
 import pytest
@@ -61,7 +62,13 @@ def test_readiness_catches_mapping_reip_and_rpo(planlab: PlanLab) -> None:
     report = check_plan(store, "Ready?")
     net = [p for p in report.problems if p.check == "network"]
     assert net and all("'Prod App'" in p.message for p in net)
-    assert "network mapping" in net[0].fix
+    assert net[0].fix == (
+        f"add a row for its network to the network mapping of job {planlab.job!r}"
+    )
+    # NICs are named by their place, adapter and MAC, not by the device label.
+    assert all(
+        re.match(r"NIC \d \([a-z0-9]+, ([0-9a-f]{2}:){5}[0-9a-f]{2}\) on ", p.message) for p in net
+    ), [p.message for p in net]
     store.jobs.update(job)
 
     # Re-IP rules that miss a subnet of a VM.

@@ -4,6 +4,8 @@ skips, scripts, and replicas exactly as before afterwards."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -275,3 +277,80 @@ def test_power_on_and_reip_are_recorded_apart_in_order(planlab: PlanLab) -> None
         undo_plan(store, "Re-IP order")
     finally:
         store.jobs.update(job)
+
+
+def test_cancelled_run_keeps_what_is_up_and_starts_nothing_more(
+    planlab: PlanLab, tmp_path: Path
+) -> None:
+    """Cancelled from another thread once the first VM is up, while the plan waits for the
+    delay after it: that VM stays up, the others are not started, the post-script not run."""
+    store = planlab.store
+    marker = tmp_path / "post-script ran"
+    plan = FailoverPlan(
+        "Cancelled",
+        (
+            PlanItem("dc01", priority=1, delay_after=60, wait_heartbeat=False),
+            PlanItem("web-01", priority=2, delay_after=0, wait_heartbeat=False),
+            PlanItem("app-02", priority=2, delay_after=0, wait_heartbeat=False),
+        ),
+        post_script=PlanScript(f"touch '{marker}'"),
+    )
+    store.plans.add(plan)
+    cancel = threading.Event()
+    announced: list[tuple[int, RunStatus]] = []
+    known = threading.Event()
+
+    def on_started(session_id: int) -> None:
+        announced.append((session_id, store.plan_sessions.get(session_id).status))
+        known.set()
+
+    def cancel_once_the_first_is_up() -> None:
+        known.wait(60)
+        deadline = time.monotonic() + 60
+        while not cancel.is_set() and time.monotonic() < deadline:
+            if store.plan_sessions.get(announced[0][0]).of(StepKind.UP):
+                cancel.set()
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=cancel_once_the_first_is_up)
+    watcher.start()
+    start = time.monotonic()
+    try:
+        result = run_plan(store, plan.name, cancel=cancel, on_started=on_started)
+    finally:
+        cancel.set()
+        watcher.join()
+    assert time.monotonic() - start < 30  # the 60 s delay ended with the cancel
+    assert announced == [(result.session_id, RunStatus.RUNNING)]
+    assert result.cancelled and result.status == RunStatus.FAILED
+    outcomes = {i.name: i.outcome for i in result.items}
+    assert outcomes == {
+        "dc01": Outcome.UP,
+        "web-01": Outcome.CANCELLED,
+        "app-02": Outcome.CANCELLED,
+    }
+    steps = store.plan_sessions.get(result.session_id).steps
+    messages = [s.message for s in steps]
+    assert any(m.startswith("waited ") and ", then cancelled: " in m for m in messages)
+    assert (
+        "the plan was cancelled: 1 VM(s) up stay up ('dc01'); 2 not started "
+        "('web-01', 'app-02')" in messages
+    )
+    assert "the post-script was not run: the plan was cancelled" in messages
+    assert not marker.exists()
+    assert not [s for s in steps if s.kind == StepKind.START and s.item != "dc01"]
+    now = states(planlab)
+    assert now["dc01"] == ReplicaState.FAILOVER
+    assert now["web-01"] == now["app-02"] == ReplicaState.READY
+
+    # Running it again starts the rest; undo brings all back (and announces its session).
+    again = run_plan(store, plan.name)
+    assert {i.name: i.outcome for i in again.items} == {
+        "dc01": Outcome.SKIPPED,
+        "web-01": Outcome.UP,
+        "app-02": Outcome.UP,
+    }
+    undone: list[int] = []
+    undo = undo_plan(store, plan.name, on_started=undone.append)
+    assert undone == [undo.session_id] and undo.status == RunStatus.SUCCESS
+    assert set(states(planlab).values()) == {ReplicaState.READY}
