@@ -253,7 +253,7 @@ class VmReplication:
         dc = self._target_datacenter()
         names = {n.name for n in ctx.target_inventory.networks if n.datacenter == dc}
         out: list[vms.NewNic] = []
-        for nic in self.vm.nics:
+        for i, nic in enumerate(self.vm.nics, 1):
             target = ctx.job.network.target_for(nic.network_name, names)
             if target is not None and target not in names:
                 raise PreflightError(
@@ -263,7 +263,7 @@ class VmReplication:
                 )
             if target is None:
                 self.warn(
-                    f"NIC {nic.label or nic.key} on {nic.network_name!r} has no network at the DR "
+                    f"NIC {i} ({nic.adapter}, {nic.mac}) on {nic.network_name!r} has no network at the DR "
                     "site: the replica's NIC will be disconnected (add a network mapping)"
                 )
             out.append(
