@@ -263,8 +263,8 @@ class VmReplication:
                 )
             if target is None:
                 self.warn(
-                    f"NIC {i} ({nic.adapter}, {nic.mac}) on {nic.network_name!r} has no network at the DR "
-                    "site: the replica's NIC will be disconnected (add a network mapping)"
+                    f"NIC {i} ({nic.adapter}, {nic.mac}) on {nic.network_name!r} has no network "
+                    "at the DR site: the replica's NIC will be disconnected (add a network mapping)"
                 )
             out.append(
                 vms.NewNic(target, adapter=nic.adapter or "vmxnet3", connected=target is not None)
