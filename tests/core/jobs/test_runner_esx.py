@@ -43,3 +43,35 @@ def test_replicas_on_a_standalone_esxi_host(lab: LabState, store: Store, tmp_pat
         replica = vm(dr, name + "_replica")
         assert replica.host == dr.hosts[0].moref
         assert len(list(replica.all_snapshots())) == 1  # keep=1
+
+
+def test_failover_and_undo_on_a_standalone_esxi_dr_host(
+    lab: LabState, store: Store, tmp_path: Path
+) -> None:
+    from core.failover.operations import failover, undo_failover
+    from core.lab.lab import datastore_file
+    from core.model.replicas import ReplicaState
+    from tests.conftest import assert_identical
+
+    names = ["web 02 (canary)"]
+    job = lab_job(lab, "ESXi failover", names)
+    store.jobs.add(job)
+    copies = source_copies(lab, names, tmp_path / "run1")
+    assert run_job(store, job.name).status in (RunStatus.SUCCESS, RunStatus.WARNING)
+    (replica,) = store.replicas.list(job.name)
+    result = failover(store, replica.id)
+    assert result.replica.state == ReplicaState.FAILOVER
+    _, dr = inventories(lab)
+    running = dr.vm(replica.replica_moref or "")
+    assert running.power_state == "poweredOn"
+    source = vm(inventories(lab)[0], names[0])
+    for disk, src in zip(
+        sorted(running.disks, key=lambda d: d.key),
+        sorted(source.disks, key=lambda d: d.key),
+        strict=True,
+    ):
+        # The running replica's disk reads as the restore point: the source at that run.
+        assert_identical(
+            datastore_file(dr, disk.datastore, disk.file_name), copies[(names[0], src.key)]
+        )
+    assert undo_failover(store, replica.id).replica.state == ReplicaState.READY
