@@ -201,6 +201,12 @@ class SecretError(StoreError):
     """Secrets key {}: {}"""
 
 
+class EventStreamError(ReplicaDeskError):
+    """A run's event stream: {}"""
+
+    exit_code = 2
+
+
 class LockHeldError(ReplicaDeskError):
     """{} is being processed by another run ({})"""
 

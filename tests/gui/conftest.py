@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtWidgets import QApplication
+from pytestqt.qtbot import QtBot
 
 from core.jobs.runner import run_job
 from core.lab.lab import Lab, LabState
@@ -26,6 +27,7 @@ from core.lab.topology import LabOptions
 from core.model.runs import RunStatus, Session
 from core.store.store import Store
 from gui.app import create_app
+from gui.main_window import MainWindow
 
 JOB = "Tier 1 to DR"
 JOB_VMS = ("dc01", "web 02 (canary)", "db #2 & replica")
@@ -75,3 +77,9 @@ def ran(tmp_path_factory: pytest.TempPathFactory, lab: LabState) -> Iterator[Ran
         session = run_job(s, JOB)
         assert session.status == RunStatus.SUCCESS, s.sessions.get(session.id).log
         yield Ran(s, session, lab)
+
+
+def wait_runs_done(qtbot: QtBot, window: MainWindow) -> None:
+    """Until the console's runs have ended: a run's child process exits a moment after the
+    store shows its session ended (closing the window before would ask to stop it)."""
+    qtbot.waitUntil(lambda: not window.workers.runs, timeout=30_000)

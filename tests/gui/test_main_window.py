@@ -5,9 +5,13 @@ keeps turning while a job runs."""
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QTimer
@@ -25,7 +29,8 @@ from gui.render import Relay
 from gui.snapshot import SessionDetail
 from gui.views.session import SessionWindow
 from gui.workers import RunJobWorker
-from tests.gui.conftest import JOB
+from tests.core.jobs.test_runner import check_points, churn_vm, source_copies
+from tests.gui.conftest import JOB, wait_runs_done
 
 # Disks big enough that a first copy lasts seconds: long enough to stop it, and to watch the
 # event loop while it runs.
@@ -158,6 +163,7 @@ def test_run_from_the_jobs_view_shows_the_session_finishing(
             pass
     assert jobs.index(jobs.row_of(JOB), JobsModel.STATUS).data() == "Stopped"
     assert not session.cancel_button.isVisibleTo(session)
+    wait_runs_done(qtbot, window)
 
 
 @pytest.mark.parametrize("window", [SECOND_VMS], indirect=True)
@@ -173,6 +179,7 @@ def test_the_gui_thread_keeps_turning_while_a_job_runs(qtbot: QtBot, window: Mai
     run_from_jobs_view(qtbot, window)
     session = open_session(qtbot, window)
     detail = wait_session_end(qtbot, session)
+    wait_runs_done(qtbot, window)
     timer.stop()
     took = time.monotonic() - start
     assert detail.session.status == RunStatus.SUCCESS, [
@@ -239,3 +246,55 @@ def test_inventory_loads_on_its_own_and_filters(
     assert "dc01" not in names
     assert lab.production.address in names  # its ancestors stay, so the match has a place
     assert view.tree.dragEnabled()
+
+
+def session_owner_pid(store: Store, session_id: int) -> int:
+    with sqlite3.connect(store.path) as db:
+        (pid,) = db.execute("SELECT owner_pid FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    assert isinstance(pid, int)
+    return pid
+
+
+def test_a_console_run_is_a_child_process_and_stop_keeps_every_restore_point(
+    qtbot: QtBot, window: MainWindow, store: Store, lab: LabState, tmp_path: Path
+) -> None:
+    """The run goes on in `replicadesk job run --events` (the session's owner is not this
+    process), and stopping an incremental run mid-copy leaves the first run's restore points as
+    they were, each still reading exactly like the source did then."""
+    # The VMs of the first test, under another suffix: replica VMs of their own at the DR site.
+    job = lab_job(lab, "Run in a child", FIRST_VMS)
+    store.jobs.add(replace(job, settings=replace(job.settings, replica_suffix="_child")))
+    window.watcher.refresh()
+    qtbot.waitUntil(lambda: window.jobs_model.row_of(job.name) >= 0, timeout=10_000)
+
+    copies = source_copies(lab, list(FIRST_VMS), tmp_path / "run1")
+    first = run_from_jobs_view(qtbot, window, job.name)
+    detail = wait_session_end(qtbot, open_session(qtbot, window))
+    assert detail.session.status == RunStatus.SUCCESS, detail.session.log
+    owner = session_owner_pid(store, detail.session.id)
+    assert owner == first.pid and owner != os.getpid()
+    wait_runs_done(qtbot, window)
+    assert first.exit_code == 0
+    check_points(lab, store, job.name, copies)
+    points = {r.vm_name: store.replicas.points(r.id) for r in store.replicas.list(job.name)}
+    assert sorted(points) == sorted(FIRST_VMS)
+    assert all([p.number for p in kept] == [1] for kept in points.values())
+
+    for seed, name in enumerate(FIRST_VMS):
+        churn_vm(lab, name, 24 << 20, seed=30 + seed)
+    qtbot.waitUntil(window.act_run.isEnabled, timeout=10_000)
+    second = run_from_jobs_view(qtbot, window, job.name)
+    with qtbot.waitSignal(second.taskProgress, timeout=RUN_TIMEOUT_MS):
+        pass  # a disk is being copied
+    with qtbot.waitSignal(window.workers.runsChanged, timeout=RUN_TIMEOUT_MS):
+        window.act_stop.trigger()
+    assert second.pid != first.pid and second.pid != os.getpid()
+    assert second.exit_code == 4  # the CLI's "failed"
+    assert second.session_id is not None
+    stopped = store.sessions.get(second.session_id)
+    assert stopped.status == RunStatus.FAILED
+    assert any("cancel" in e.message for e in stopped.log)
+    assert session_owner_pid(store, stopped.id) == second.pid
+    after = {r.vm_name: store.replicas.points(r.id) for r in store.replicas.list(job.name)}
+    assert after == points
+    check_points(lab, store, job.name, copies)

@@ -36,6 +36,7 @@ from gui.views.session import SessionWindow
 from gui.wizard.objects import ObjectListModel, ObjectListView
 from gui.wizard.wizard import JobWizard, Step
 from gui.workers import RunJobWorker
+from tests.gui.conftest import wait_runs_done
 
 RUN_TIMEOUT_MS = 180_000
 
@@ -190,6 +191,7 @@ def test_a_job_made_by_dragging_vms_runs_from_finish(
     assert detail.session.status == RunStatus.SUCCESS, [e.message for e in detail.session.log]
     assert {t.vm_name for t in detail.tasks} == {"app+cache", "dc01", "web 02 (canary)"}
     assert "%" in session.fields["Bottleneck"].text()
+    wait_runs_done(qtbot, window)
 
 
 def test_bad_input_is_shown_beside_its_field(
