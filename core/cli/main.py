@@ -8,6 +8,7 @@ Every `ReplicaDeskError` ends the command with its message and its exit code.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -25,22 +26,60 @@ from core.errors import CancelledError, ReplicaDeskError, UsageError
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _parser() -> argparse.ArgumentParser:
-    from core.cli import (
-        demo,
-        disk,
-        estimate,
-        failover,
-        history,
-        infra,
-        inventory,
-        job,
-        jobrun,
-        lab,
-        mover,
-        plans,
-        service,
-    )
+def _register_job(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from core.cli import job, jobrun
+
+    jobrun.register(job.register(sub))
+
+
+def _register_history(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from core.cli import failover, history
+
+    failover.register(history.register(sub))
+
+
+def _module(name: str) -> Callable[[argparse._SubParsersAction], None]:  # type: ignore[type-arg]
+    def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+        importlib.import_module(f"core.cli.{name}").register(sub)
+
+    return register
+
+
+# Top-level commands, each with what registers it. A command names its group before anything is
+# imported, so `replicadesk disk replicate` loads the engine and not pyVmomi, Qt's registration
+# or the lab (a tenth of a second of start-up: engine_bench's floor). Order is the help's order.
+COMMANDS: tuple[tuple[tuple[str, ...], Callable[[argparse._SubParsersAction], None]], ...] = (  # type: ignore[type-arg]
+    (("disk",), _module("disk")),
+    (("mover",), _module("mover")),
+    (("lab",), _module("lab")),
+    (("demo",), _module("demo")),
+    (("server", "proxy", "repo"), _module("infra")),
+    (("inventory",), _module("inventory")),
+    (("job",), _register_job),
+    (("session", "replica"), _register_history),
+    (("plan",), _module("plans")),
+    (("estimate",), _module("estimate")),
+    (("service",), _module("service")),
+    (("console",), lambda sub: _register_console(sub)),
+)
+
+
+def _command_of(argv: Sequence[str]) -> str:
+    """The command word of `argv` (the first word that is not an option or --db's value)."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == "--db":
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return ""
+
+
+def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser; with `argv` naming a known command, only that command's group is registered
+    (every group otherwise: for the help and for a mistyped command)."""
     from core.cli.context import default_db
 
     parser = argparse.ArgumentParser(
@@ -57,18 +96,11 @@ def _parser() -> argparse.ArgumentParser:
         help=f"the database (default {default_db()}; $REPLICADESK_HOME sets its folder)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    disk.register(sub)
-    mover.register(sub)
-    lab.register(sub)
-    demo.register(sub)
-    infra.register(sub)
-    inventory.register(sub)
-    jobrun.register(job.register(sub))
-    failover.register(history.register(sub))
-    plans.register(sub)
-    estimate.register(sub)
-    service.register(sub)
-    _register_console(sub)
+    command = _command_of(argv)
+    known = any(command in names for names, _ in COMMANDS)
+    for names, register in COMMANDS:
+        if not known or command in names:
+            register(sub)
     return parser
 
 
@@ -143,8 +175,9 @@ def emit_json(obj: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    parser = _parser(words)
+    args = parser.parse_args(words)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
