@@ -1,7 +1,8 @@
 """A replication job: every setting of the New Replication Job wizard that applies to replication.
 
 The dataclass groups follow the wizard's steps (DOMAIN.md): source selection (Virtual machines),
-destination, network, re-IP, job settings, data transfer, schedule. `core.model.jobfile` reads
+destination, network, re-IP, job settings, data transfer, seeding, guest processing (`quiesce` and
+`quiesce_failure`, kept in the settings for old job files), schedule. `core.model.jobfile` reads
 and writes the same structure as YAML or JSON; `core.store` keeps it as a JSON document.
 """
 
@@ -18,6 +19,7 @@ from core.model.network import NetworkMap
 from core.model.objects import SourceSelection
 from core.model.reip import ReIpRule, check_rules
 from core.model.schedule import AfterJob, JobSchedule
+from core.model.seeding import Seeding
 
 MAX_RESTORE_POINTS = 28  # VMware's snapshot limit per VM
 DEFAULT_RPO_MINUTES = 24 * 60
@@ -50,6 +52,14 @@ class Compression(StrEnum):
         return self is Compression.OPTIMAL or (self is Compression.AUTO and offsite)
 
 
+class QuiesceFailure(StrEnum):
+    """Guest processing: what a run does when the guest cannot be quiesced (VMware Tools not
+    running, or the quiesced snapshot fails)."""
+
+    FAIL = "fail"  # the VM fails this run: no restore point without application consistency
+    CONTINUE = "continue"  # a crash-consistent snapshot instead, and a warning
+
+
 @dataclass(frozen=True)
 class JobSettings:
     repository: str  # the name of the Repository holding replica metadata
@@ -59,10 +69,13 @@ class JobSettings:
     compression: Compression = Compression.AUTO
     use_cbt: bool = True
     enable_cbt: bool = True  # turn CBT on for VMs that have it off
-    quiesce: bool = False  # quiesce the guest file systems (VMware Tools) for the snapshot
+    # Guest processing ("application-aware processing"): quiesce the guest file systems through
+    # VMware Tools for the snapshot, and what to do when that is not possible.
+    quiesce: bool = False
     # The recovery point objective: a VM whose newest restore point is older is in violation
     # (core.planning.rpo raises the alarm; the readiness report of a failover plan checks it).
     rpo_minutes: int = DEFAULT_RPO_MINUTES
+    quiesce_failure: QuiesceFailure = QuiesceFailure.FAIL
 
     def __post_init__(self) -> None:
         fields.name("repository", self.repository)
@@ -79,6 +92,7 @@ class JobSettings:
         fields.flag("enable_cbt", self.enable_cbt)
         fields.flag("quiesce", self.quiesce)
         fields.integer("rpo_minutes", self.rpo_minutes, 1, MAX_RPO_MINUTES)
+        fields.choice("quiesce_failure", self.quiesce_failure, QuiesceFailure)
         if self.enable_cbt and not self.use_cbt:
             raise InvalidSettingError(
                 "enable_cbt", "needs use_cbt: CBT would be enabled for nothing"
@@ -130,6 +144,7 @@ class ReplicationJob:
     reip: tuple[ReIpRule, ...] = ()
     transfer: DataTransfer = field(default_factory=DataTransfer)
     schedule: JobSchedule = field(default_factory=JobSchedule)
+    seeding: Seeding = field(default_factory=Seeding)
 
     def __post_init__(self) -> None:
         fields.name("name", self.name, max_len=128)

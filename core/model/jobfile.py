@@ -8,9 +8,10 @@ The file mirrors the wizard (see `example_job_document` in the tests for a full 
     network:      same_name, mappings[]{source, target}
     reip[]:       source, source_mask, target, target_mask, gateway, dns[], wins[], description
     settings:     repository, replica_suffix, restore_points, block_size, compression,
-                  use_cbt, enable_cbt, quiesce, rpo_minutes
+                  use_cbt, enable_cbt, quiesce, rpo_minutes, quiesce_failure (fail, continue)
     transfer:     source_proxies, target_proxies ("automatic" or a list of proxy names),
                   transport_modes ("automatic" or a list of direct, hotadd, network)
+    seeding:      mappings[]{vm, replica}: a source VM and the existing DR VM it adopts
     schedule:     enabled, one of daily{at[], days[]} / periodic{every, unit, offset_minutes} /
                   after (a job name), retry{times, wait_minutes}, window{mon..sun, all}
 
@@ -40,6 +41,7 @@ from core.model.job import (
     DataTransfer,
     JobSettings,
     ProxySelection,
+    QuiesceFailure,
     ReplicationJob,
 )
 from core.model.network import NetworkMap, NetworkMapping
@@ -58,6 +60,7 @@ from core.model.schedule import (
     RetryPolicy,
     Trigger,
 )
+from core.model.seeding import ReplicaMapping, Seeding
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -267,11 +270,38 @@ def _settings(value: object, path: str) -> JobSettings:
     enable_cbt = m.get("enable_cbt", _bool, defaults.enable_cbt)
     quiesce = m.get("quiesce", _bool, defaults.quiesce)
     rpo = m.get("rpo_minutes", _int, defaults.rpo_minutes)
+    on_failure = m.get("quiesce_failure", _enum(QuiesceFailure), defaults.quiesce_failure)
     m.done()
     with _under(path):
         return JobSettings(
-            repository, suffix, points, block, compression, use_cbt, enable_cbt, quiesce, rpo
+            repository,
+            suffix,
+            points,
+            block,
+            compression,
+            use_cbt,
+            enable_cbt,
+            quiesce,
+            rpo,
+            on_failure,
         )
+
+
+def _replica_mapping(value: object, path: str) -> ReplicaMapping:
+    m = _Map(value, path)
+    vm = m.need("vm", _ref)
+    replica = m.need("replica", _ref)
+    m.done()
+    with _under(path):
+        return ReplicaMapping(vm, replica)
+
+
+def _seeding(value: object, path: str) -> Seeding:
+    m = _Map(value, path)
+    mappings = m.get("mappings", _list(_replica_mapping), ())
+    m.done()
+    with _under(path):
+        return Seeding(mappings)
 
 
 def _proxies(value: object, path: str) -> ProxySelection:
@@ -418,6 +448,7 @@ def job_from_document(untrusted: object) -> ReplicationJob:
     settings = m.need("settings", _settings)
     transfer = m.get("transfer", _transfer, DataTransfer())
     schedule = m.get("schedule", _schedule, JobSchedule())
+    seeding = m.get("seeding", _seeding, Seeding())
     m.done()
     return ReplicationJob(
         name=name,
@@ -429,6 +460,7 @@ def job_from_document(untrusted: object) -> ReplicationJob:
         settings=settings,
         transfer=transfer,
         schedule=schedule,
+        seeding=seeding,
     )
 
 
@@ -580,6 +612,7 @@ def job_to_document(job: ReplicationJob) -> dict[str, Any]:
             "enable_cbt": s.enable_cbt,
             "quiesce": s.quiesce,
             "rpo_minutes": s.rpo_minutes,
+            "quiesce_failure": str(s.quiesce_failure),
         },
         "transfer": {
             "source_proxies": _proxies_doc(job.transfer.source_proxies),
@@ -587,6 +620,11 @@ def job_to_document(job: ReplicationJob) -> dict[str, Any]:
             "transport_modes": [str(m) for m in job.transfer.transport_modes] or AUTOMATIC,
         },
         "schedule": _schedule_doc(job.schedule),
+        "seeding": {
+            "mappings": [
+                {"vm": _ref_doc(r.vm), "replica": _ref_doc(r.replica)} for r in job.seeding.mappings
+            ]
+        },
     }
 
 

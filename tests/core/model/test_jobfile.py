@@ -15,7 +15,7 @@ import yaml
 from core.errors import JobFileError
 from core.model.destination import DiskType
 from core.model.infra import TRANSPORT_ORDER, BackupProxy, TransportMode
-from core.model.job import BlockSize, Compression
+from core.model.job import BlockSize, Compression, QuiesceFailure
 from core.model.jobfile import (
     dump_job,
     job_from_document,
@@ -58,6 +58,10 @@ def test_the_example_job_reads_into_the_model() -> None:
     assert job.transfer.source_proxies.proxies == ("proxy-prod-1", "proxy-prod-2")
     assert job.transfer.target_proxies.automatic
     assert job.settings.quiesce
+    assert job.settings.quiesce_failure is QuiesceFailure.CONTINUE
+    mapped = job.seeding.replica_for("vm-7")
+    assert mapped is not None and mapped.moref == "vm-2041"
+    assert job.seeding.replica_for("vm-101") is None
     all_modes = BackupProxy("p", "h", "prod")
     network_only = BackupProxy("q", "h", "prod", transport_modes=(TransportMode.NETWORK,))
     assert job.transfer.modes_for(all_modes) == (TransportMode.HOTADD, TransportMode.NETWORK)
@@ -98,6 +102,9 @@ def test_defaults_fill_a_minimal_job_and_survive_a_round_trip() -> None:
     assert job.schedule.trigger is None and job.schedule.retry.times == 3
     assert job.network.same_name and not job.network.mappings and job.reip == ()
     assert not job.settings.quiesce and job.transfer.transport_modes == ()
+    # A job stored before guest processing and seeding existed: fail when quiescing fails (what
+    # a quiesced snapshot did then), no mappings.
+    assert job.settings.quiesce_failure is QuiesceFailure.FAIL and not job.seeding.mappings
     assert job.transfer.modes_for(BackupProxy("p", "h", "s")) == TRANSPORT_ORDER
     assert job_from_document(json.loads(json.dumps(job_to_document(job)))) == job
 
@@ -127,6 +134,10 @@ def change(path: str, value: object) -> dict[str, Any]:
 
 
 DELETE = object()
+_MAPPED = {
+    "vm": {"kind": "vm", "moref": "vm-7", "name": "sql-01"},
+    "replica": {"kind": "vm", "moref": "vm-2041", "name": "sql-01 (restored)"},
+}
 
 
 @pytest.mark.parametrize(
@@ -147,8 +158,38 @@ DELETE = object()
             "colour",
             "blue",
             "colour: unknown key (expected one of: description, destination, name, network, "
-            "reip, schedule, settings, source, transfer)",
+            "reip, schedule, seeding, settings, source, transfer)",
         ),
+        (
+            "settings.quiesce_failure",
+            "ignore",
+            'settings.quiesce_failure: "ignore" is not one of: fail, continue',
+        ),
+        (
+            "seeding.mappings.0.replica.kind",
+            "folder",
+            'seeding.mappings[0].replica.kind: "folder" is not one of: vm',
+        ),
+        (
+            "seeding.mappings",
+            [
+                _MAPPED,
+                {"vm": _MAPPED["vm"], "replica": {"kind": "vm", "moref": "vm-9", "name": "x"}},
+            ],
+            'seeding.mappings[1]: source VM "vm-7" is listed twice',
+        ),
+        (
+            "seeding.mappings",
+            [
+                _MAPPED,
+                {
+                    "vm": {"kind": "vm", "moref": "vm-101", "name": "a"},
+                    "replica": _MAPPED["replica"],
+                },
+            ],
+            'seeding.mappings[1].replica: "sql-01 (restored)" is already the replica of "sql-01"',
+        ),
+        ("seeding.mappings.0.vm", DELETE, "seeding.mappings[0].vm: is required"),
         ("name", DELETE, "name: is required"),
         ("name", " padded", 'name: " padded" starts or ends with spaces'),
         ("settings.restore_points", 29, "settings.restore_points: 29 is out of range (1 to 28)"),
