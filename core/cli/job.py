@@ -738,9 +738,16 @@ def print_job(job: ReplicationJob) -> None:
     print(
         f"  settings     repository {s.repository}, suffix {s.replica_suffix}, keep "
         f"{s.restore_points} restore points, block size {s.block_size} "
-        f"({s.block_size.bytes >> 10} KiB), compression {s.compression}, CBT {cbt}, "
-        f"quiesce {'on' if s.quiesce else 'off'}"
+        f"({s.block_size.bytes >> 10} KiB), compression {s.compression}, CBT {cbt}"
     )
+    guest = (
+        f"quiesced through VMware Tools; when that fails: {s.quiesce_failure}"
+        if s.quiesce
+        else "off (crash-consistent snapshots)"
+    )
+    print(f"  guest        {guest}")
+    for m in job.seeding.mappings:
+        print(f"  seeding      {_obj(m.vm)} -> existing VM {_obj(m.replica)}")
     t = job.transfer
     modes = ",".join(str(m) for m in t.transport_modes) or "automatic"
     print(

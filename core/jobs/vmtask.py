@@ -65,6 +65,7 @@ from core.jobs.httpdisk import HttpDiskImage
 from core.jobs.sources import SourceVm
 from core.model.destination import DiskType
 from core.model.infra import TRANSPORT_ORDER, TransportMode
+from core.model.job import QuiesceFailure
 from core.model.replicas import DiskPoint, Replica, ReplicaState, RestorePoint
 from core.model.runs import RunStatus, Severity, TransferStats, combine
 from core.replica.chain import MAX_POINTS
@@ -391,12 +392,50 @@ class VmReplication:
             f"Taken by ReplicaDesk job {ctx.job.name!r}, session {ctx.session_id}, to read a "
             "consistent image of the disks; removed when the run ends."
         )
-        moref = snapshots.create_snapshot(
-            ctx.source, self.vm.moref, name, description, quiesce=ctx.job.settings.quiesce
-        )
+        quiesce = self._can_quiesce()
+        try:
+            moref = snapshots.create_snapshot(
+                ctx.source, self.vm.moref, name, description, quiesce=quiesce
+            )
+        except VSphereError as e:
+            if not quiesce:
+                raise
+            self._quiesce_impossible(f"the quiesced snapshot failed ({e})")
+            quiesce = False
+            moref = snapshots.create_snapshot(ctx.source, self.vm.moref, name, description)
         ctx.store.run_snapshots.add(ctx.source_server.address, self.vm.moref, moref, ctx.session_id)
-        self.info(f"snapshot {name!r} taken")
+        how = "quiesced through VMware Tools" if quiesce else "crash-consistent"
+        self.info(f"snapshot {name!r} taken ({how})")
         return moref
+
+    def _can_quiesce(self) -> bool:
+        """Guest processing: whether to ask VMware Tools to quiesce the guest for the snapshot.
+
+        A powered-off VM's disks are consistent as they are: nothing to quiesce. A running VM
+        without VMware Tools running cannot be quiesced: the job's failure policy decides."""
+        if not self.ctx.job.settings.quiesce:
+            return False
+        if self.vm.power_state != "poweredOn":
+            self.info("guest processing: the VM is powered off, its disks need no quiescing")
+            return False
+        if not self.vm.tools_running:
+            self._quiesce_impossible("VMware Tools are not running in the guest")
+            return False
+        return True
+
+    def _quiesce_impossible(self, why: str) -> None:
+        """Fail the VM, or go on crash-consistent with a warning, as the job says."""
+        if self.ctx.job.settings.quiesce_failure == QuiesceFailure.FAIL:
+            raise JobRunError(
+                self.vm.name,
+                f"application-aware processing failed: {why}; no snapshot was kept (the job "
+                "requires a quiesced snapshot: set its guest processing to continue "
+                "crash-consistent, or start VMware Tools in the guest)",
+            )
+        self.warn(
+            f"application-aware processing failed: {why}; the snapshot is crash-consistent "
+            "(the job continues without quiescing)"
+        )
 
     def _remove_own_snapshot(self, moref: str) -> None:
         ctx = self.ctx

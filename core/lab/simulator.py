@@ -22,7 +22,8 @@ Topology JSON (what `SimulatorSpec.to_json` writes; the launcher refuses unknown
         "vms": [{"name": "...", "host": "...", "cluster": "", "resource_pool": "", "folder": "a/b",
                  "datastore": "...", "cpus": 1, "memory_mb": 256, "guest_id": "",
                  "disks": [{"capacity_kb": 1024, "thin": true, "datastore": ""}],
-                 "networks": ["..."], "power_on": false, "cbt": false}]}]}
+                 "networks": ["..."], "power_on": false, "cbt": false,
+                 "no_tools": false}]}]}
 
 An ``esx`` model has one datacenter (``ha-datacenter``) and one host (vcsim's
 ``localhost.localdomain``), no clusters, extra hosts or switches. Every datacenter also has vcsim's
@@ -90,6 +91,7 @@ class VmSpec:
     networks: tuple[str, ...] = ()
     power_on: bool = False
     cbt: bool = False
+    no_tools: bool = False  # the guest never runs VMware Tools, even powered on
 
 
 @dataclass(frozen=True)

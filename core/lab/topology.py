@@ -101,6 +101,7 @@ class LabOptions:
     cbt: bool = True
     fill: float = 0.15  # share of each thin disk the guests have written
     proxy_vm: bool = False  # add PROXY_VM, the production proxy's VM, for hot-add
+    no_tools: tuple[str, ...] = ()  # production VMs whose guests never run VMware Tools
 
     def check(self) -> None:
         if not 1 <= self.vms <= 200:
@@ -152,6 +153,7 @@ def production_spec(options: LabOptions) -> SimulatorSpec:
                 networks=nics,
                 power_on=True,
                 cbt=options.cbt,
+                no_tools=name in options.no_tools,
             )
         )
     if options.proxy_vm:

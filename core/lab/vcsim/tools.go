@@ -4,15 +4,25 @@
 // VM is powered on (through this server, or by build.go), its guest reports Tools running
 // (guest.toolsRunningStatus guestToolsRunning, guest.toolsStatus toolsOk, and the same in
 // summary.guest); after a power off or a guest shutdown, not running. cbt.go routes
-// PowerOnVM_Task, PowerOffVM_Task and ShutdownGuest through vcsim, then here.
+// PowerOnVM_Task, PowerOffVM_Task and ShutdownGuest through vcsim, then here. A VM built with
+// "no_tools" never runs Tools, powered on or not (a guest whose Tools are stopped or missing:
+// what application-aware processing has to cope with).
 package main
 
 import (
 	"net/http"
+	"sync"
 
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/types"
 )
+
+var noTools sync.Map // VM moref value -> struct{}: guests without VMware Tools
+
+// withoutTools marks the VM's guest as one that never runs Tools.
+func withoutTools(ref types.ManagedObjectReference) {
+	noTools.Store(ref.Value, struct{}{})
+}
 
 // syncTools makes the VM's Tools state follow its power state.
 func syncTools(ref types.ManagedObjectReference) {
@@ -24,6 +34,9 @@ func syncTools(ref types.ManagedObjectReference) {
 	simulator.Map.WithLock(vm, func() {
 		on = vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOn
 	})
+	if _, missing := noTools.Load(ref.Value); missing {
+		on = false
+	}
 	running := string(types.VirtualMachineToolsRunningStatusGuestToolsNotRunning)
 	status := types.VirtualMachineToolsStatusToolsNotRunning
 	if on {

@@ -66,6 +66,7 @@ type vm struct {
 	Networks     []string `json:"networks"` // one NIC per entry
 	PowerOn      bool     `json:"power_on"`
 	CBT          bool     `json:"cbt"` // config.changeTrackingEnabled at creation
+	NoTools      bool     `json:"no_tools"` // the guest never runs VMware Tools (tools.go)
 }
 
 func loadTopology(path string) (*topology, error) {
