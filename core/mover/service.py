@@ -197,6 +197,12 @@ class MoverService:
         folder = replica_folder(self.root, name)
         if folder is None:
             raise ProtocolError(f"replica {name!r} is not a path inside this mover's root")
+        if request.get("op") == "seed":
+            # The disk to seed from must be one this mover may read: inside its root too.
+            disk = replica_folder(self.root, str(request.get("disk", "")))
+            if disk is None:
+                raise ProtocolError(f"disk {request.get('disk')!r} is not inside this mover's root")
+            request = {**request, "disk": str(disk)}
         answer = maintain(folder, request)
         p.send_json(sock, p.MAINTAINED, answer)
         log.info("%s: replica %s: %s done", peer, name, request.get("op"))
