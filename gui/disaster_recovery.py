@@ -5,11 +5,11 @@
   Failback, Commit / Undo Failback, Test Failover, Test Cleanup) as actions of the Replicas
   pages' toolbar and right-click menu, enabled by the selected replica's state
   (gui.replica_ops), each confirmed by a dialog that says what will happen, then run on a worker
-  and followed in an operation window;
+  and followed in an operation window (with a Cancel for those core can stop);
 - the Failover Plans page (its plans read by a `PlanWatcher` on its own thread), New Plan from
   Selection (one click from replicas, inventory VMs or a job, through core's one-click
   planning), the plan editor, the readiness report, and Run / Undo / Test with each VM's step
-  shown live in a plan run window;
+  shown live in a plan run window (a run or a test can be cancelled there);
 - the bandwidth estimation dialog of a job.
 
 Like the main window, it never reads the store or vSphere itself: workers do, and report
@@ -259,6 +259,10 @@ class DisasterRecovery(QObject):
             window.close()
         self.plan_watcher.stop()
 
+    def running_operations(self) -> int:
+        """Replica operations and plan actions whose workers have not ended."""
+        return len(self.window.workers.running(ReplicaOperationWorker, PlanWorker))
+
     # -- selection --------------------------------------------------------------------------------
 
     def selected_replicas(self) -> list[ReplicaRow]:
@@ -369,9 +373,13 @@ class DisasterRecovery(QObject):
             self,
             lambda result: self._operation_ended(request, result, ""),
             lambda message, _detail: self._operation_ended(request, None, message),
+            on_stopped=lambda message, _detail: self._operation_ended(
+                request, None, message, cancelled=True
+            ),
         )
         worker.finished.connect(relay.result)
         worker.failed.connect(relay.failed)
+        worker.stopped.connect(relay.stopped)
         worker.done.connect(relay.ended)
         self.busy[rid] = window
         self.operation_windows.append(window)
@@ -382,10 +390,14 @@ class DisasterRecovery(QObject):
         self.operationStarted.emit(window)
         return window
 
-    def _operation_ended(self, request: OpRequest, result: object, error: str) -> None:
+    def _operation_ended(
+        self, request: OpRequest, result: object, error: str, cancelled: bool = False
+    ) -> None:
         self.busy.pop(request.replica.id, None)
         if isinstance(result, OperationResult):
             self.window.statusBar().showMessage(outcome(request, result), 15000)
+        elif cancelled:
+            self.window.statusBar().showMessage(f"{request.title} cancelled: {error}", 15000)
         else:
             self.window.statusBar().showMessage(f"{request.title} failed: {error}", 15000)
         self.window.watcher.refresh()
@@ -393,7 +405,7 @@ class DisasterRecovery(QObject):
 
     def _op_window_closed(self, window: object) -> None:
         if window in self.operation_windows:
-            self.operation_windows.remove(window)  # type: ignore[arg-type]
+            self.operation_windows.remove(window)
         for rid, shown in list(self.busy.items()):
             if shown is window:  # still running: the status bar reports its end
                 self.busy[rid] = None
@@ -419,7 +431,7 @@ class DisasterRecovery(QObject):
         call: Callable[..., object],
         what: str,
         done: Callable[[object], None],
-        failed: Callable[[str, str], None] | None = None,
+        failed: Callable[[str, str], object] | None = None,
     ) -> CallWorker:
         worker = CallWorker(self.store, call, what)
         # Bound methods of QObjects (queued to the GUI thread), never lambdas (see gui.workers).
@@ -559,7 +571,7 @@ class DisasterRecovery(QObject):
         worker = PlanWorker(self.store, plan.name, action)
         window = PlanRunWindow(plan, action, self.plan_watcher, self.window)
         window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        worker.baseline.connect(window.set_baseline)
+        worker.started.connect(window.started)
         worker.finished.connect(window.finished)
         worker.failed.connect(window.failed)
         relay = _Relay(
@@ -572,6 +584,7 @@ class DisasterRecovery(QObject):
         worker.failed.connect(relay.failed)
         worker.done.connect(relay.ended)
         window.closed.connect(self._run_window_closed)
+        window.cancelRequested.connect(worker.cancel, Qt.ConnectionType.DirectConnection)
         self.plan_workers[plan.name] = worker
         self.run_windows.append(window)
         self.window.workers.start(worker)
@@ -601,7 +614,7 @@ class DisasterRecovery(QObject):
 
     def _run_window_closed(self, window: object) -> None:
         if window in self.run_windows:
-            self.run_windows.remove(window)  # type: ignore[arg-type]
+            self.run_windows.remove(window)
 
     # -- planning ---------------------------------------------------------------------------------
 
@@ -636,19 +649,24 @@ class _Relay(QObject):
         self,
         parent: QObject,
         on_result: Callable[[object], None],
-        on_failed: Callable[[str, str], None],
+        on_failed: Callable[[str, str], object],
         on_ended: Callable[[], None] | None = None,
+        on_stopped: Callable[[str, str], object] | None = None,
     ) -> None:
         super().__init__(parent)
         self.on_result = on_result
         self.on_failed = on_failed
         self.on_ended = on_ended
+        self.on_stopped = on_stopped or on_failed
 
     def result(self, value: object) -> None:
         self.on_result(value)
 
     def failed(self, message: str, detail: str) -> None:
         self.on_failed(message, detail)
+
+    def stopped(self, message: str, detail: str) -> None:
+        self.on_stopped(message, detail)
 
     def ended(self) -> None:
         if self.on_ended is not None:

@@ -6,11 +6,16 @@ reports through queued signals; nothing here touches a widget. An error of core'
 `ReplicaDeskError`) is reported in its own words, with the detail (the operation's session log
 so far) a click away in the window that shows it.
 
-Cancel: none of core's replica operations or plan runs takes a cancel request (each one either
-completes or puts back what it changed, and a crash is finished or rolled back by the next
-operation on the replica), so these workers cannot be stopped half way; windows say so instead
-of offering a Cancel that would not stop anything. A plan's readiness check, one-click planning
-and an estimate only read, and their windows can simply drop the answer.
+Started and Cancel: core calls `on_started(session id)` as soon as an operation's (or a plan
+action's) session exists; the workers emit it as `started`, so a window follows that very session
+(no guessing from the job's newest sessions). The worker's cancel event is core's `cancel` for the
+operations that take one (failover now, planned failover, failback, plan run and plan test:
+`gui.replica_ops.SPECS` says what a cancel of each leaves, in core's promise); core looks at it
+between its steps and stops where the replica is consistent. A cancelled replica operation raises
+core's `CancelledError`, reported as `stopped` (not `failed`); a cancelled plan returns its result
+with `cancelled` set. The other operations cannot be stopped half way (each completes or puts back
+what it changed). A plan's readiness check, one-click planning and an estimate only read, and their
+windows can simply drop the answer.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import Signal, Slot
 
-from core.errors import ReplicaDeskError
+from core.errors import CancelledError, ReplicaDeskError
 from core.model.plans import FailoverPlan, PlanAction
 from core.model.runs import Session
 from core.planning.bandwidth import Link, estimate
@@ -30,7 +35,7 @@ from core.plans import auto
 from core.plans.readiness import check_plan
 from core.plans.run import run_plan, run_plan_test, undo_plan
 from core.store.store import Store
-from gui.replica_ops import SPECS, OpRequest, perform
+from gui.replica_ops import OpRequest, perform
 from gui.workers import Worker
 
 PROGRESS_EVERY = 0.1  # seconds between failback progress signals
@@ -72,21 +77,24 @@ def session_log(store: Store, session: Session | None) -> str:
 class ReplicaOperationWorker(Worker):
     """One replica operation (`gui.replica_ops.perform`)."""
 
-    baseline = Signal(int)  # the job's newest session id before the operation started
+    started = Signal(int)  # the operation's session id, as soon as core made it
     progress = Signal(int, int)  # failback: bytes compared, bytes to compare
     finished = Signal(object)  # OperationResult
+    stopped = Signal(str, str)  # cancelled: core's words on what that left, detail
 
     def __init__(self, store: Store, request: OpRequest) -> None:
         super().__init__()
         self.store = store
         self.request = request
-        self.first_session = 0  # session ids above this one are the operation's
+        self.session_id: int | None = None  # the operation's, once core announced it
         self._last_progress = 0.0
 
     @Slot()
     def run(self) -> None:
         try:
             self.work()
+        except CancelledError as e:
+            self.stopped.emit(str(e), self._detail(e))
         except ReplicaDeskError as e:
             self.failed.emit(str(e), self._detail(e))
         except Exception as e:
@@ -96,27 +104,25 @@ class ReplicaOperationWorker(Worker):
             self.done.emit()
 
     def work(self) -> None:
-        job = self.request.replica.job
-        newest = self.store.sessions.list(job, limit=1)
-        self.first_session = newest[0].id if newest else 0
-        self.baseline.emit(self.first_session)
-        result = perform(self.store, self.request, self._progress)
+        result = perform(
+            self.store,
+            self.request,
+            self._progress,
+            cancel=self.cancel_event,
+            on_started=self._started,
+        )
         self.finished.emit(result)
 
-    def own_session(self) -> Session | None:
-        """The operation's session (the first of its trigger after the baseline)."""
-        trigger = SPECS[self.request.op].trigger
-        mine = [
-            s
-            for s in self.store.sessions.list(self.request.replica.job, limit=50)
-            if s.id > self.first_session and s.trigger == trigger
-        ]
-        return min(mine, key=lambda s: s.id) if mine else None
+    def _started(self, session_id: int) -> None:
+        self.session_id = session_id
+        self.started.emit(session_id)
 
     def _detail(self, error: BaseException) -> str:
         head = f"{type(error).__name__}: {error}"
+        if self.session_id is None:
+            return head
         try:
-            log = session_log(self.store, self.own_session())
+            log = session_log(self.store, self.store.sessions.get(self.session_id))
         except ReplicaDeskError as e:
             log = f"(the operation's session could not be read: {e})"
         return f"{head}\n\n{log}" if log else head
@@ -130,9 +136,9 @@ class ReplicaOperationWorker(Worker):
 
 
 class PlanWorker(Worker):
-    """Run, undo or test a failover plan (core.plans.run)."""
+    """Run, undo or test a failover plan (core.plans.run); a run or a test takes the cancel."""
 
-    baseline = Signal(int)  # the newest plan session id before this one started
+    started = Signal(int)  # the plan session's id, as soon as core made it
     finished = Signal(object)  # PlanResult
 
     def __init__(
@@ -147,18 +153,27 @@ class PlanWorker(Worker):
         self.plan = plan
         self.action = action
         self.point_in_time = point_in_time
-        self.first_session = 0
 
     def work(self) -> None:
-        newest = self.store.plan_sessions.list(limit=1)
-        self.first_session = newest[0].id if newest else 0
-        self.baseline.emit(self.first_session)
+        started = self.started.emit
         if self.action == PlanAction.RUN:
-            result = run_plan(self.store, self.plan, point_in_time=self.point_in_time)
+            result = run_plan(
+                self.store,
+                self.plan,
+                point_in_time=self.point_in_time,
+                cancel=self.cancel_event,
+                on_started=started,
+            )
         elif self.action == PlanAction.UNDO:
-            result = undo_plan(self.store, self.plan)
+            result = undo_plan(self.store, self.plan, on_started=started)
         else:
-            result = run_plan_test(self.store, self.plan, point_in_time=self.point_in_time)
+            result = run_plan_test(
+                self.store,
+                self.plan,
+                point_in_time=self.point_in_time,
+                cancel=self.cancel_event,
+                on_started=started,
+            )
         self.finished.emit(result)
 
 

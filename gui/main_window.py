@@ -719,13 +719,9 @@ class MainWindow(QMainWindow):
     # -- closing -----------------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.workers.runs and not self._closing:
-            answer = QMessageBox.question(
-                self,
-                "ReplicaDesk",
-                f"{len(self.workers.runs)} job(s) are running. Stop them and close? VMs in "
-                "progress keep their previous restore points.",
-            )
+        question = self._close_question()
+        if question and not self._closing:
+            answer = QMessageBox.question(self, "ReplicaDesk", question)
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
@@ -741,6 +737,23 @@ class MainWindow(QMainWindow):
         self.watcher.stop()
         self.dr.stop()
         super().closeEvent(event)
+
+    def _close_question(self) -> str:
+        """What closing now would stop, as a question ("" when nothing would be)."""
+        parts = []
+        if self.workers.runs:
+            parts.append(
+                f"{len(self.workers.runs)} job(s) are running: VMs in progress keep their "
+                "previous restore points."
+            )
+        ops = self.dr.running_operations()
+        if ops:
+            parts.append(
+                f"{ops} replica operation(s) or plan action(s) are in progress: those that can be "
+                "cancelled stop at their next safe point (a failback is rolled back to the "
+                "failover, a plan starts no further VM); the others finish first."
+            )
+        return " ".join(parts) + " Stop them and close?" if parts else ""
 
     def _workers_idle(self) -> None:
         if self._closing:

@@ -36,7 +36,7 @@ def _row(window: object, vm: str) -> ReplicaRow:
 
     assert isinstance(window, MainWindow)
     for r in window.replicas_model.records():
-        if r.replica.vm_name == vm:
+        if isinstance(r, ReplicaRow) and r.replica.vm_name == vm:
             return r
     raise ReplicaDeskError(f"the console shows no replica of {vm!r}")
 
@@ -160,7 +160,9 @@ def render_dr(window: object, save: Save, job: str) -> list[Path]:
     )
     editor = dr.edit_plan(quick)
     editor.resize(1000, 680)
-    editor.tree.setCurrentItem(editor.tree.find(PLAN_VMS[1]))
+    chosen = editor.tree.item_named(PLAN_VMS[1])
+    if chosen is not None:
+        editor.tree.setCurrentItem(chosen)
     paths.append(save(editor, "plan-editor"))
     editor.reject()
     report = dr.open_readiness(quick.name)

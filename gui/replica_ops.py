@@ -7,17 +7,23 @@ for the status tip), the confirmation dialog shows `describe`, and the operation
 Re-IP failed -> Ready by undo, Permanent failover, or Failback -> Ready by commit or back to
 Failover by undo); core checks them again, so a row that changed since it was read is refused
 there in words.
+
+`OpSpec.cancel` says, in core's promise, what a Cancel of the operation leaves (core.failover:
+failover now stops only before it changes anything, a planned failover leaves the source VM
+production, a failback is rolled back to the failover); an operation without it cannot be
+stopped half way, and its window says so instead of offering a Cancel.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from core.failover import drill, failback, operations
 from core.failover.failback import NewLocation, Restored
-from core.failover.session import FAILED_OVER, OperationResult
+from core.failover.session import FAILED_OVER, OperationResult, Started
 from core.model.job import ReplicationJob
 from core.model.replicas import Replica, ReplicaState, RestorePoint
 from core.model.runs import RunTrigger
@@ -47,6 +53,7 @@ class OpSpec:
     needs_points: bool = False  # refused without any restore point
     destructive: bool = False  # cannot be undone: the dialog says so and defaults to Cancel
     tip: str = ""
+    cancel: str = ""  # what a Cancel leaves (core's promise); "": it cannot be cancelled
 
 
 READY = frozenset({ReplicaState.READY})
@@ -61,6 +68,9 @@ SPECS: dict[Op, OpSpec] = {
         needs_point=True,
         needs_points=True,
         tip="Revert the replica to a restore point and power it on; the source is not touched",
+        cancel="Cancel stops the failover only before the replica starts to change: it then "
+        "stays Ready as it was. Once the replica is reverted the failover completes in seconds "
+        "(undo it afterwards).",
     ),
     Op.PLANNED_FAILOVER: OpSpec(
         "Start Planned Failover",
@@ -68,6 +78,9 @@ SPECS: dict[Op, OpSpec] = {
         RunTrigger.PLANNED_FAILOVER,
         needs_points=True,
         tip="Replicate, shut the source down, replicate its last changes, fail over: no data lost",
+        cancel="Cancel stops it before the failover itself: the source VM stays production "
+        "(powered on again if it was shut down) and the replica stays Ready, with the restore "
+        "points its runs completed.",
     ),
     Op.UNDO_FAILOVER: OpSpec(
         "Undo Failover",
@@ -87,6 +100,9 @@ SPECS: dict[Op, OpSpec] = {
         FAILED_OVER,
         RunTrigger.FAILBACK,
         tip="Send the replica's changes back to production (only differing blocks)",
+        cancel="Cancel rolls the failback back to the failover: the replica runs again (state "
+        "Failover), the target is left off (a VM the failback made is deleted); the next "
+        "failback sends only what still differs.",
     ),
     Op.COMMIT_FAILBACK: OpSpec(
         "Commit Failback",
@@ -276,28 +292,41 @@ Progress = Callable[[int, int], None]
 
 
 def perform(
-    store: Store, request: OpRequest, on_progress: Progress | None = None
+    store: Store,
+    request: OpRequest,
+    on_progress: Progress | None = None,
+    *,
+    cancel: threading.Event | None = None,
+    on_started: Started | None = None,
 ) -> OperationResult:
-    """Run the request's operation (blocking: on a worker thread)."""
+    """Run the request's operation (blocking: on a worker thread). `cancel` goes to the
+    operations that take one (`OpSpec.cancel`); `on_started(session id)` to every one."""
     rid = request.replica.id
     op = request.op
     if op == Op.FAILOVER:
-        return operations.failover(store, rid, request.point)
+        return operations.failover(store, rid, request.point, cancel=cancel, on_started=on_started)
     if op == Op.PLANNED_FAILOVER:
-        return operations.planned_failover(store, rid)
+        return operations.planned_failover(store, rid, cancel=cancel, on_started=on_started)
     if op == Op.UNDO_FAILOVER:
-        return operations.undo_failover(store, rid)
+        return operations.undo_failover(store, rid, on_started=on_started)
     if op == Op.PERMANENT_FAILOVER:
-        return operations.permanent_failover(store, rid)
+        return operations.permanent_failover(store, rid, on_started=on_started)
     if op == Op.FAILBACK:
-        return failback.failback(store, rid, to=request.target, on_progress=on_progress)
+        return failback.failback(
+            store,
+            rid,
+            to=request.target,
+            on_progress=on_progress,
+            cancel=cancel,
+            on_started=on_started,
+        )
     if op == Op.COMMIT_FAILBACK:
-        return failback.commit_failback(store, rid)
+        return failback.commit_failback(store, rid, on_started=on_started)
     if op == Op.UNDO_FAILBACK:
-        return failback.undo_failback(store, rid)
+        return failback.undo_failback(store, rid, on_started=on_started)
     if op == Op.TEST_FAILOVER:
-        return drill.start_test_failover(store, rid, request.point)
-    return drill.cleanup_test_failover(store, rid)
+        return drill.start_test_failover(store, rid, request.point, on_started=on_started)
+    return drill.cleanup_test_failover(store, rid, on_started=on_started)
 
 
 def outcome(request: OpRequest, result: OperationResult) -> str:

@@ -296,6 +296,10 @@ class Workers(QObject):
     def busy(self) -> bool:
         return bool(self._threads)
 
+    def running(self, *kinds: type[Worker]) -> list[Worker]:
+        """The workers of these kinds that have not ended (or not been waited for)."""
+        return [w for w in self._threads.values() if isinstance(w, kinds)]
+
     def cancel_all(self) -> None:
         for worker in self._threads.values():
             worker.cancel()

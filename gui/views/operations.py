@@ -2,9 +2,12 @@
 failback target with its pickers) and the small operation window that follows one operation.
 
 The confirmation only builds an `OpRequest`: nothing is asked of core until it is accepted, so
-Cancel (or Escape, or closing it) changes nothing. The operation window shows the operation's
-own session log as the store watcher reads it, a progress bar (bytes compared during a
-failback), how it ended, and an error in words with the detail one click away.
+Cancel (or Escape, or closing it) changes nothing. The operation window follows the session
+core announces (`started`) and shows its log as the store watcher reads it, a progress bar
+(bytes compared during a failback), how it ended, and an error in words with the detail one
+click away. Its Cancel Operation button, for the operations core can stop (`OpSpec.cancel`,
+said under the log), asks the worker to cancel; core stops at its next safe point and the
+window says what that left. Closing the window does not cancel: the status bar reports the end.
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ from PySide6.QtWidgets import (
 from core.failover.failback import NewLocation, Restored
 from core.failover.session import OperationResult
 from core.model.job import ReplicationJob
-from core.model.runs import Session
 from core.vsphere.models import Inventory
 from gui import format as fmt
 from gui.dr_workers import ReplicaOperationWorker
@@ -83,8 +85,9 @@ class PointPicker(QTreeWidget):
             item.setData(0, Qt.ItemDataRole.UserRole, p.number)
             item.setTextAlignment(2, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.addTopLevelItem(item)
-        if self.topLevelItemCount():
-            self.setCurrentItem(self.topLevelItem(0))
+        newest = self.topLevelItem(0)
+        if newest is not None:
+            self.setCurrentItem(newest)
         rows = min(max(self.topLevelItemCount(), 3), 8)
         self.setFixedHeight(
             self.header().sizeHint().height() + rows * (self.fontMetrics().height() + 8)
@@ -97,7 +100,7 @@ class PointPicker(QTreeWidget):
     def choose(self, number: int) -> bool:
         for i in range(self.topLevelItemCount()):
             item = self.topLevelItem(i)
-            if item.data(0, Qt.ItemDataRole.UserRole) == number:
+            if item is not None and item.data(0, Qt.ItemDataRole.UserRole) == number:
                 self.setCurrentItem(item)
                 return True
         return False
@@ -376,8 +379,10 @@ class ConfirmOperationDialog(QDialog):
 class OperationWindow(QWidget):
     """One replica operation while it runs and after: its session log, progress, the end."""
 
+    sessionStarted = Signal(int)  # core made the operation's session (before `ended`)
     ended = Signal(bool)  # True when it succeeded
     closed = Signal(object)  # this window
+    cancelRequested = Signal()  # Cancel was pressed (the worker was asked to stop)
 
     def __init__(
         self,
@@ -392,9 +397,9 @@ class OperationWindow(QWidget):
         self.worker = worker
         self.watcher = watcher
         self.session_id: int | None = None
-        self.baseline: int | None = None
         self.result: OperationResult | None = None
         self.error = ""
+        self.stopped = ""  # core's words when the operation was cancelled
         self.started = dt.datetime.now(dt.UTC)
         self.setWindowTitle(request.title)
         self.resize(680, 440)
@@ -408,8 +413,11 @@ class OperationWindow(QWidget):
         self.state = QLabel("Starting...")
         self.state.setWordWrap(True)
         self.state.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        spec = SPECS[request.op]
         self.note = QLabel(
-            "An operation cannot be stopped half way: it completes, or puts back what it changed."
+            spec.cancel
+            or "This operation cannot be stopped half way: it completes, or puts back what it "
+            "changed."
         )
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: palette(placeholder-text)")
@@ -425,11 +433,16 @@ class OperationWindow(QWidget):
         self.details.setAccessibleName("Error details")
         self.details.hide()
         self.details_button.toggled.connect(self._toggle_details)
+        self.cancel_button = QPushButton("&Cancel Operation")
+        self.cancel_button.setToolTip(spec.cancel)
+        self.cancel_button.setVisible(bool(spec.cancel))
+        self.cancel_button.clicked.connect(self.cancel)
         self.close_button = QPushButton("&Close")
         self.close_button.clicked.connect(self.close)
         buttons = QHBoxLayout()
         buttons.addWidget(self.details_button)
         buttons.addStretch(1)
+        buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.close_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.heading)
@@ -447,40 +460,51 @@ class OperationWindow(QWidget):
         self._tick.timeout.connect(self._show_elapsed)
         self._tick.start()
         # Bound methods of this window: queued from the worker's thread to this one.
-        worker.baseline.connect(self._on_baseline)
+        worker.started.connect(self._on_started)
         worker.progress.connect(self._on_progress)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
-        watcher.sessionsChanged.connect(self._on_sessions)
+        worker.stopped.connect(self._on_stopped)
         watcher.sessionChanged.connect(self._on_detail)
 
     # -- updates ----------------------------------------------------------------------------------
 
     @property
     def running(self) -> bool:
-        return self.result is None and not self.error
+        return self.result is None and not self.error and not self.stopped
+
+    @property
+    def cancelling(self) -> bool:
+        return self.worker.cancelled and self.running
+
+    def cancel(self) -> None:
+        """Ask core to stop the operation at its next safe point (once)."""
+        if not self.running or self.worker.cancelled or not SPECS[self.request.op].cancel:
+            return
+        self.worker.cancel()
+        self.cancel_button.setEnabled(False)
+        self._show_elapsed()
+        self.cancelRequested.emit()
 
     def _show_elapsed(self) -> None:
-        if self.running:
-            seconds = fmt.elapsed(self.started, None)
-            self.state.setText(f"Running for {fmt.duration(seconds)}...")
-
-    def _on_baseline(self, session_id: int) -> None:
-        self.baseline = session_id
-        self.watcher.refresh()
-
-    def _on_sessions(self, sessions: list[Session]) -> None:
-        if self.session_id is not None or self.baseline is None:
+        if not self.running:
             return
-        trigger = SPECS[self.request.op].trigger
-        mine = [
-            s
-            for s in sessions
-            if s.job == self.request.replica.job and s.id > self.baseline and s.trigger == trigger
-        ]
-        if mine:
-            self.session_id = min(s.id for s in mine)
-            self.watcher.watch(self.session_id)
+        took = fmt.duration(fmt.elapsed(self.started, None))
+        if self.session_id is None:
+            self.state.setText(f"Starting ({took})...")
+        elif self.cancelling:
+            self.state.setText(
+                f"Cancelling (session {self.session_id}, {took}): core stops at its next safe "
+                "point..."
+            )
+        else:
+            self.state.setText(f"Running for {took} (session {self.session_id})...")
+
+    def _on_started(self, session_id: int) -> None:
+        self.session_id = session_id
+        self.watcher.watch(session_id)
+        self._show_elapsed()
+        self.sessionStarted.emit(session_id)
 
     def _on_detail(self, detail: SessionDetail) -> None:
         if detail.session.id != self.session_id:
@@ -526,8 +550,19 @@ class OperationWindow(QWidget):
             self.details_button.show()
         self.ended.emit(False)
 
+    def _on_stopped(self, message: str, detail: str) -> None:
+        self.stopped = message
+        self._end()
+        self.state.setText(f"Cancelled. {message}")
+        self.state.setStyleSheet("color: #b26a00; font-weight: bold")
+        if detail:
+            self.details.setPlainText(detail)
+            self.details_button.show()
+        self.ended.emit(False)
+
     def _end(self) -> None:
         self._tick.stop()
+        self.cancel_button.hide()
         self.bar.setRange(0, 1)
         self.bar.setValue(1)
         self.bar.setTextVisible(False)

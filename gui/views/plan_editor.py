@@ -1,22 +1,26 @@
 """The failover plan editor: name, scripts, and the VMs in priority groups 1-5 in boot order.
 
 VMs are ordered by drag and drop in a tree of the five priority groups (a VM dropped on a group
-goes to its end; dropped on a VM, before or after it), or with Move up / Move down (keyboard:
-Ctrl+Up, Ctrl+Down) and the Priority box. The selected VM's delay, dependencies (VMs of its
-group) and heartbeat wait are edited beside the tree. Nothing is checked here that core does
-not check: the plan is built through core.model.plans, and a refusal's reason is shown next to
-the field it names (`items[2].depends_on[0]` selects that VM and marks its dependencies). The
-editor never writes the store: Save hands the plan to its owner, which saves it on a worker and
-reports back (`saved` or `save_failed`).
+goes to its end; dropped on a VM, before or after it; the drag carries the VM's name as
+`MIME_PLAN_ITEM`, and a drop of anything else, or of a VM this tree does not hold, is
+refused), or with Move up / Move down (keyboard: Ctrl+Up, Ctrl+Down) and the Priority box.
+The selected VM's delay, dependencies (VMs of its group) and heartbeat wait are edited beside
+the tree. Nothing is checked here that core does not check: the plan is built through
+core.model.plans, and a refusal's reason is shown next to the field it names
+(`items[2].depends_on[0]` selects that VM and marks its dependencies). The editor never writes
+the store: Save hands the plan to its owner, which saves it on a worker and reports back
+(`saved` or `save_failed`).
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 
-from PySide6.QtCore import QPoint, Qt, Signal
-from PySide6.QtGui import QDropEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QMimeData, QPoint, Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -56,6 +60,7 @@ from gui.snapshot import ReplicaRow
 from gui.views.operations import error_label, show_field_error
 
 NAME_ROLE = Qt.ItemDataRole.UserRole + 1
+MIME_PLAN_ITEM = "application/x-replicadesk-plan-item"  # JSON: the dragged VM's item name
 GROUP_WORDS = {1: "first", 2: "", 3: "default", 4: "", 5: "last"}
 _ITEM_FIELD = re.compile(r"^items\[(\d+)\](?:\.(\w+))?")
 
@@ -78,7 +83,8 @@ class GroupTree(QTreeWidget):
         self.setDragEnabled(True)
         self.setAcceptDrops(True)
         self.setDropIndicatorShown(True)
-        self.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)
+        self.setDefaultDropAction(Qt.DropAction.MoveAction)
         header = self.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -108,26 +114,34 @@ class GroupTree(QTreeWidget):
         self.groups[item.priority].addChild(child)
         return child
 
+    @staticmethod
+    def members(group: QTreeWidgetItem) -> list[QTreeWidgetItem]:
+        """The VMs of a group, in boot order."""
+        return [c for i in range(group.childCount()) if (c := group.child(i)) is not None]
+
     def order(self) -> list[tuple[int, str]]:
         """(priority, item name) of every VM, group by group, in boot order."""
         return [
-            (p, str(g.child(i).data(0, NAME_ROLE)))
-            for p, g in self.groups.items()
-            for i in range(g.childCount())
+            (p, str(c.data(0, NAME_ROLE))) for p, g in self.groups.items() for c in self.members(g)
         ]
 
-    def find(self, name: str) -> QTreeWidgetItem | None:
+    def item_named(self, name: str) -> QTreeWidgetItem | None:
         for g in self.groups.values():
-            for i in range(g.childCount()):
-                if g.child(i).data(0, NAME_ROLE) == name:
-                    return g.child(i)
+            for c in self.members(g):
+                if c.data(0, NAME_ROLE) == name:
+                    return c
         return None
+
+    def current_vm(self) -> QTreeWidgetItem | None:
+        """The selected VM (None when nothing, or a group, is selected)."""
+        child = self.currentItem()
+        return child if child is not None and child.parent() is not None else None
 
     def priority_of(self, child: QTreeWidgetItem) -> int:
         parent = child.parent()
         return next(p for p, g in self.groups.items() if g is parent)
 
-    def move(self, child: QTreeWidgetItem, priority: int, index: int) -> None:
+    def place(self, child: QTreeWidgetItem, priority: int, index: int) -> None:
         """Put `child` at `index` of group `priority` (clamped), keeping it selected."""
         source = child.parent()
         if source is None:
@@ -148,23 +162,61 @@ class GroupTree(QTreeWidget):
         if target is None:
             last = max(self.groups)
             return last, self.groups[last].childCount()
-        if target.parent() is None:  # a group: its end
+        group = target.parent()
+        if group is None:  # a group: its end
             p = next(p for p, g in self.groups.items() if g is target)
             return p, target.childCount()
         rect = self.visualItemRect(target)
-        group = target.parent()
         index = group.indexOfChild(target) + (1 if pos.y() > rect.center().y() else 0)
         return self.priority_of(target), index
+
+    def mimeTypes(self) -> list[str]:
+        return [MIME_PLAN_ITEM]
+
+    def mimeData(self, items: Sequence[QTreeWidgetItem]) -> QMimeData:
+        """A drag of one VM: its item name (groups are not dragged)."""
+        mime = QMimeData()
+        names = [str(i.data(0, NAME_ROLE)) for i in items if i.parent() is not None]
+        if len(names) == 1:
+            mime.setData(MIME_PLAN_ITEM, json.dumps(names[0]).encode())
+        return mime
+
+    def dragged(self, mime: QMimeData) -> QTreeWidgetItem | None:
+        """The VM of this tree a drag carries, or None (another kind of drag, or a VM of
+        another plan)."""
+        if not mime.hasFormat(MIME_PLAN_ITEM):
+            return None
+        try:
+            untrusted_name = json.loads(bytes(mime.data(MIME_PLAN_ITEM).data()))
+        except ValueError:
+            return None
+        if not isinstance(untrusted_name, str):
+            return None
+        return self.item_named(untrusted_name)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self.dragged(event.mimeData()) is None:
+            event.ignore()
+            return
+        super().dragEnterEvent(event)
+        event.acceptProposedAction()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        super().dragMoveEvent(event)  # the drop indicator and auto-scroll
+        if self.dragged(event.mimeData()) is None:
+            event.ignore()
+        else:
+            event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
         """The move is made here, on the tree's own items (so dependencies keep their VMs);
         reported to Qt as a copy, so the view does not also remove the dragged row."""
-        dragged = self.currentItem()
+        dragged = self.dragged(event.mimeData())
         where = self.drop_target(event.position().toPoint())
-        if dragged is None or dragged.parent() is None or where is None:
+        if dragged is None or where is None:
             event.ignore()
             return
-        self.move(dragged, *where)
+        self.place(dragged, *where)
         event.setDropAction(Qt.DropAction.CopyAction)
         event.accept()
 
@@ -348,32 +400,30 @@ class PlanEditor(QDialog):
     # -- the selected item ------------------------------------------------------------------------
 
     def current_name(self) -> str | None:
-        child = self.tree.currentItem()
-        if child is None or child.parent() is None:
-            return None
-        return str(child.data(0, NAME_ROLE))
+        child = self.tree.current_vm()
+        return None if child is None else str(child.data(0, NAME_ROLE))
 
     def _show_item(self) -> None:
         name = self.current_name()
+        child = self.tree.current_vm()
+        group = child.parent() if child is not None else None
         self.item_box.setEnabled(name is not None)
         for b in (self.remove_button, self.up_button, self.down_button):
             b.setEnabled(name is not None)
-        if name is None:
+        if name is None or child is None or group is None:
             self.item_box.setTitle("Selected VM")
             return
         it = self.state.items[name]
         self._loading = True
         try:
             self.item_box.setTitle(f"{name}" + (f" (job {it.job})" if it.job else ""))
-            child = self.tree.currentItem()
             self.priority.setCurrentIndex(PRIORITIES.index(self.tree.priority_of(child)))
             self.delay.setValue(it.delay_after)
             self.heartbeat.setChecked(it.wait_heartbeat)
             self.heartbeat_timeout.setValue(it.heartbeat_timeout)
             self.depends.clear()
-            group = child.parent()
-            for i in range(group.childCount()):
-                other = str(group.child(i).data(0, NAME_ROLE))
+            for member in self.tree.members(group):
+                other = str(member.data(0, NAME_ROLE))
                 if other == name:
                     continue
                 entry = QListWidgetItem(other)
@@ -424,37 +474,39 @@ class PlanEditor(QDialog):
             child.setText(2, f"{self.delay.value():g} s")
 
     def _priority_chosen(self, index: int) -> None:
-        child = self.tree.currentItem()
-        if child is None or child.parent() is None:
+        child = self.tree.current_vm()
+        if child is None:
             return
         priority = PRIORITIES[index]
         if priority != self.tree.priority_of(child):
-            self.tree.move(child, priority, self.tree.groups[priority].childCount())
+            self.tree.place(child, priority, self.tree.groups[priority].childCount())
 
     def _moved(self) -> None:
         self._show_item()
 
     def shift(self, step: int) -> None:
         """Move the selected VM up or down its group, across into the next group at an end."""
-        child = self.tree.currentItem()
-        if child is None or child.parent() is None:
+        child = self.tree.current_vm()
+        group = child.parent() if child is not None else None
+        if child is None or group is None:
             return
         p = self.tree.priority_of(child)
-        at = child.parent().indexOfChild(child)
-        count = child.parent().childCount()
+        at = group.indexOfChild(child)
+        count = group.childCount()
         if 0 <= at + step < count:
-            self.tree.move(child, p, at + step + (1 if step > 0 else 0))
+            self.tree.place(child, p, at + step + (1 if step > 0 else 0))
         elif step < 0 and p > PRIORITIES[0]:
-            self.tree.move(child, p - 1, self.tree.groups[p - 1].childCount())
+            self.tree.place(child, p - 1, self.tree.groups[p - 1].childCount())
         elif step > 0 and p < PRIORITIES[-1]:
-            self.tree.move(child, p + 1, 0)
+            self.tree.place(child, p + 1, 0)
 
     def remove_current(self) -> None:
         name = self.current_name()
-        child = self.tree.currentItem()
-        if name is None or child is None:
+        child = self.tree.current_vm()
+        group = child.parent() if child is not None else None
+        if name is None or child is None or group is None:
             return
-        child.parent().removeChild(child)
+        group.removeChild(child)
         del self.state.items[name]
         self._show_item()
 
@@ -570,7 +622,7 @@ class PlanEditor(QDialog):
         else:
             m = _ITEM_FIELD.match(field)
             if m is not None and int(m.group(1)) < len(names):
-                child = self.tree.find(names[int(m.group(1))])
+                child = self.tree.item_named(names[int(m.group(1))])
                 if child is not None:
                     self.tree.setCurrentItem(child)
                 self._item_error(m.group(2) or "depends_on", e.problem)

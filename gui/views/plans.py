@@ -2,7 +2,10 @@
 readiness report, and the plan run window that shows each VM's step live.
 
 The views only show: the plans and sessions come from the `PlanWatcher`, the readiness report
-and the runs from workers the DR controller (gui.disaster_recovery) starts.
+and the runs from workers the DR controller (gui.disaster_recovery) starts. The plan run window
+follows the plan session core announces (`started`); its Cancel (a run or a test) is handed to
+the worker through `cancelRequested`, and the window says what core's cancel leaves
+(core.plans.run: no further VM starts, those up stay up, or are cleaned up in a test).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from core.model.plans import FailoverPlan, PlanAction, PlanSession
 from core.model.runs import RunStatus
 from core.plans.readiness import Readiness
 from core.plans.run import PlanResult
+from core.plans.schedule import Outcome
 from gui import format as fmt
 from gui.models.plans import (
     ACTION_WORDS,
@@ -45,6 +49,14 @@ from gui.views.operations import ERROR_STYLE
 from gui.views.table import RecordTable
 
 OK_STYLE = "color: #2e7d32; font-weight: bold"
+CANCEL_WORDS: dict[PlanAction, str] = {
+    # what core.plans.run promises a cancel leaves; an undo cannot be cancelled
+    PlanAction.RUN: "Cancel starts no further VM (a delay in progress ends at once); the VMs "
+    "already up stay up and are listed: undo the plan to bring them back, or run it again "
+    "to start the rest.",
+    PlanAction.TEST: "Cancel starts no further test VM; those already up are cleaned up as "
+    "at the end of every test.",
+}
 
 
 def bold(text: str) -> QLabel:
@@ -290,8 +302,10 @@ class PlanRunWindow(QWidget):
     """A plan's run, undo or test, live: each VM's step (from the plan session's steps as the
     `PlanWatcher` reads them) and every step in order."""
 
+    sessionStarted = Signal(int)  # core made the plan session (this window follows it)
     closed = Signal(object)  # this window
     updated = Signal(object)  # the PlanSession just shown
+    cancelRequested = Signal()  # Cancel was pressed: the owner asks the worker to stop
 
     def __init__(
         self,
@@ -304,11 +318,11 @@ class PlanRunWindow(QWidget):
         self.plan = plan
         self.action = action
         self.watcher = watcher
-        self.baseline: int | None = None
         self.session_id: int | None = None
         self.session: PlanSession | None = None
         self.result: PlanResult | None = None
         self.error = ""
+        self.cancel_asked = False
         self.setWindowTitle(f"{ACTION_WORDS[action]} of failover plan {plan.name}")
         self.resize(1100, 700)
         self.heading = QLabel(f"<b>{ACTION_WORDS[action]} of failover plan {plan.name}</b>")
@@ -330,11 +344,17 @@ class PlanRunWindow(QWidget):
             empty_text="No step recorded yet.",
         )
         self.note = QLabel(
-            "A plan cannot be stopped half way: each VM's operation completes or puts back "
-            "what it changed. Undo the plan afterwards to bring every VM back."
+            CANCEL_WORDS.get(
+                action,
+                "An undo cannot be stopped half way: each VM's undo completes or puts back what "
+                "it changed.",
+            )
         )
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: palette(placeholder-text)")
+        self.cancel_button = QPushButton("&Cancel Plan")
+        self.cancel_button.setVisible(action in CANCEL_WORDS)
+        self.cancel_button.clicked.connect(self.cancel)
         close = QPushButton("&Close")
         close.clicked.connect(self.close)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.close)
@@ -359,40 +379,41 @@ class PlanRunWindow(QWidget):
         bottom = QHBoxLayout()
         bottom.addWidget(self.note, 10)
         bottom.addStretch(1)
+        bottom.addWidget(self.cancel_button)
         bottom.addWidget(close)
         layout = QVBoxLayout(self)
         layout.addLayout(head)
         layout.addWidget(split, 1)
         layout.addLayout(bottom)
-        watcher.sessionsChanged.connect(self._on_sessions)
         watcher.sessionChanged.connect(self._on_session)
         self._show_counts()
 
     # -- fed by the worker (through the controller) and the watcher -------------------------------
 
-    def set_baseline(self, session_id: int) -> None:
-        self.baseline = session_id
-        self.watcher.refresh()
+    @property
+    def running(self) -> bool:
+        return self.result is None and not self.error
+
+    def started(self, session_id: int) -> None:
+        """Core made the plan session: follow it."""
+        self.follow(session_id)
+        if self.session is None:
+            self.state.setText(f"Started: plan session {session_id}")
+        self.sessionStarted.emit(session_id)
 
     def follow(self, session_id: int) -> None:
-        """Show plan session `session_id` (a session started elsewhere, or an old one)."""
-        self.baseline = session_id - 1
-        self._pick(session_id)
-
-    def _on_sessions(self, sessions: list[PlanSession]) -> None:
-        if self.session_id is not None or self.baseline is None:
-            return
-        mine = [
-            s
-            for s in sessions
-            if s.plan == self.plan.name and s.action == self.action and s.id > self.baseline
-        ]
-        if mine:
-            self._pick(min(s.id for s in mine))
-
-    def _pick(self, session_id: int) -> None:
+        """Show plan session `session_id` (this window's, or one started elsewhere)."""
         self.session_id = session_id
         self.watcher.watch(session_id)
+
+    def cancel(self) -> None:
+        """Ask the run or test to stop starting VMs (once)."""
+        if self.cancel_asked or not self.running or self.action not in CANCEL_WORDS:
+            return
+        self.cancel_asked = True
+        self.cancel_button.setEnabled(False)
+        self.state.setText("Cancelling: no further VM starts; waiting for those starting...")
+        self.cancelRequested.emit()
 
     def _on_session(self, session: PlanSession) -> None:
         if self.session_id != session.id:
@@ -404,7 +425,8 @@ class PlanRunWindow(QWidget):
         self._show_counts()
         if session.ended is None:
             self.state.setText(
-                f"Running since {fmt.when(session.started)[11:]}: "
+                ("Cancelling: " if self.cancel_asked else "")
+                + f"running since {fmt.when(session.started)[11:]}: "
                 f"{len(session.steps)} step(s) recorded"
             )
         else:
@@ -422,9 +444,21 @@ class PlanRunWindow(QWidget):
 
     def _show_end(self, session: PlanSession) -> None:
         self.note.hide()
+        self.cancel_button.hide()
         words = fmt.status(session.status)
         took = fmt.duration(fmt.elapsed(session.started, session.ended))
-        self.state.setText(f"{ACTION_WORDS[self.action]} ended {words} after {took}.")
+        text = f"{ACTION_WORDS[self.action]} ended {words} after {took}."
+        if self.result is not None and self.result.cancelled:
+            left = sum(1 for i in self.result.items if i.outcome == Outcome.CANCELLED)
+            text = (
+                f"{ACTION_WORDS[self.action]} cancelled after {took}: {left} VM(s) not started. "
+                + (
+                    "The VMs already up stay up: undo the plan to bring them back."
+                    if self.action == PlanAction.RUN
+                    else "The test VMs that were up are cleaned up."
+                )
+            )
+        self.state.setText(text)
         color = {
             RunStatus.SUCCESS: OK_STYLE,
             RunStatus.WARNING: "color: #b26a00; font-weight: bold",
@@ -433,11 +467,15 @@ class PlanRunWindow(QWidget):
 
     def finished(self, result: PlanResult) -> None:
         self.result = result
+        self.cancel_button.hide()
+        if self.session is not None and self.session.ended is not None:
+            self._show_end(self.session)  # the watcher read the end before the result came
         self.watcher.refresh()
 
     def failed(self, message: str, detail: str) -> None:
         self.error = message
         self.note.hide()
+        self.cancel_button.hide()
         self.state.setText(message)
         self.state.setToolTip(detail)
         self.state.setStyleSheet(f"{ERROR_STYLE}; font-weight: bold")

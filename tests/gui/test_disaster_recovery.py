@@ -1,8 +1,12 @@
 """Replica operations, failover plans and planning in the console, against the lab: fail over
 from the Replicas view (confirm, pick a point) and undo; a confirmation cancelled changes
 nothing; a plan made in one click from a selection, edited, run and undone with each VM's step
-arriving live; the readiness report naming a missing network mapping; the bandwidth chart; and
-the new table models without a window.
+arriving live; a failback cancelled from its window (the replica failed over as before, its
+points intact), then completed and undone, then completed and committed; a test failover
+started and cleaned up; a plan run cancelled in its delay (the VM up stays up, the other is not
+touched); each operation's session announced before its end; the plan editor ordering VMs by
+drag and drop, with groups and delays saved and read back; the readiness report naming a
+missing network mapping; the bandwidth chart; and the new table models without a window.
 
 One store for the module (its job replicated twice, so every replica has two restore points);
 every test leaves the replicas Ready again. Waiting is on signals (or `qtbot.waitUntil` on what
@@ -13,23 +17,34 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from PySide6.QtCore import QItemSelectionModel
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtCore import QItemSelectionModel, QMimeData, QPoint, QPointF, Qt
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QMessageBox, QTreeWidgetItem
 from pytestqt.qtbot import QtBot
 
 from core.lab.lab import LabState
 from core.lab.register import inventories, lab_job, register_lab
 from core.lab.topology import LabOptions
 from core.model.network import NetworkMap
-from core.model.plans import FailoverPlan, PlanAction, PlanItem, PlanSession, PlanStep, StepKind
+from core.model.plans import (
+    DEFAULT_DELAY,
+    FailoverPlan,
+    PlanAction,
+    PlanItem,
+    PlanSession,
+    PlanStep,
+    StepKind,
+)
 from core.model.replicas import ReplicaState
 from core.model.runs import RunStatus, Severity
 from core.planning.bandwidth import Link
 from core.plans.readiness import ItemTiming, Problem
+from core.plans.run import undo_plan
 from core.store.store import Store
 from gui.main_window import MainWindow, Page
 from gui.models.base import Role
@@ -43,11 +58,11 @@ from gui.models.plans import (
 )
 from gui.models.replicas import ReplicasModel, RestorePointsModel
 from gui.plan_watcher import PlanRow, read_plans
-from gui.replica_ops import Op, availability, describe
+from gui.replica_ops import SPECS, Op, availability, describe
 from gui.snapshot import ReplicaRow, read_home
 from gui.views.bandwidth import day_profile, throttle_hours
 from gui.views.operations import ConfirmOperationDialog, OperationWindow
-from gui.views.plan_editor import PlanEditor
+from gui.views.plan_editor import MIME_PLAN_ITEM, GroupTree, PlanEditor
 from gui.views.plans import PlanRunWindow, ReadinessDialog
 from tests.core.failover.conftest import folder_hashes, ok, replica_folder
 
@@ -231,7 +246,7 @@ def test_a_plan_made_in_one_click_runs_with_each_step_live(
         window.dr.act_edit_plan.trigger()
     editor = shown.args[0]
     assert isinstance(editor, PlanEditor)
-    editor.tree.setCurrentItem(editor.tree.find("dc01"))
+    editor.tree.setCurrentItem(editor.tree.item_named("dc01"))
     editor.delay.setValue(1)
     with qtbot.waitSignal(editor.finished, timeout=10_000):
         editor.save_button.click()
@@ -497,3 +512,333 @@ def test_day_profile_of_a_throttled_link() -> None:
     assert hours[12].available_mbit == 0 and not hours[12].in_window
     with pytest.raises(Exception, match="covers no hour"):
         throttle_hours(10, 5, 5)
+
+
+# -- cancel, started, failback, test failover and the plan editor ---------------------------------
+
+
+def points_of(store: Store, replica_id: int) -> list[tuple[int, dt.datetime, int | None]]:
+    return [(p.number, p.created, p.session_id) for p in store.replicas.points(replica_id)]
+
+
+def power_state(lab: LabState, name: str) -> str | None:
+    """The power state of DR VM `name` (None: there is no such VM)."""
+    _, dr_inv = inventories(lab)
+    found = dr_inv.vms_named(name)
+    return found[0].power_state if found else None
+
+
+def start_confirmed(
+    qtbot: QtBot, window: MainWindow, dialog: ConfirmOperationDialog
+) -> tuple[OperationWindow, list[str]]:
+    """Accept the confirmation; the operation's window and the order its signals arrive in."""
+    with qtbot.waitSignal(window.dr.operationStarted, timeout=5_000) as started:
+        dialog.ok.click()
+    op_window = started.args[0]
+    assert isinstance(op_window, OperationWindow)
+    # Connected before the event loop runs again: the worker's queued signals come after.
+    seen: list[str] = []
+    op_window.sessionStarted.connect(lambda sid: seen.append(f"started {sid}"))
+    op_window.ended.connect(lambda ok: seen.append(f"ended {ok}"))
+    return op_window, seen
+
+
+def wait_ended(qtbot: QtBot, op_window: OperationWindow) -> None:
+    if op_window.running:
+        with qtbot.waitSignal(op_window.ended, timeout=OP_TIMEOUT):
+            pass
+
+
+def run_op(qtbot: QtBot, window: MainWindow, page: Page, vm: str, op: Op) -> OperationWindow:
+    """`op` on `vm` from the Replicas page `page`, confirmed; it must succeed, its session
+    announced before its end."""
+    select_replicas(window, page, [vm])
+    op_window, seen = start_confirmed(qtbot, window, open_confirmation(qtbot, window, op))
+    wait_ended(qtbot, op_window)
+    assert op_window.result is not None, op_window.details.toPlainText() or op_window.error
+    assert seen == [f"started {op_window.result.session_id}", "ended True"]
+    assert op_window.session_id == op_window.result.session_id
+    return op_window
+
+
+def test_failback_cancelled_then_undone_then_committed_from_the_replicas_view(
+    qtbot: QtBot, window: MainWindow, dr: DrLab
+) -> None:
+    vm = "web 02 (canary)"
+    replica = replica_row(window, vm).replica
+    points = points_of(dr.store, replica.id)
+    run_op(qtbot, window, Page.REPLICAS_READY, vm, Op.FAILOVER)
+    wait_state(qtbot, window, vm, ReplicaState.FAILOVER)
+
+    # Failback, cancelled from its window as soon as core says it started.
+    select_replicas(window, Page.REPLICAS_ACTIVE, [vm])
+    dialog = open_confirmation(qtbot, window, Op.FAILBACK)
+    assert dialog.target is not None and dialog.target.target() is None  # the original VM
+    op_window, seen = start_confirmed(qtbot, window, dialog)
+    assert op_window.cancel_button.isVisibleTo(op_window)
+    assert op_window.note.text() == SPECS[Op.FAILBACK].cancel
+    op_window.sessionStarted.connect(lambda _sid: op_window.cancel_button.click())
+    wait_ended(qtbot, op_window)
+    assert op_window.result is None and not op_window.error, op_window.error
+    assert "cancelled" in op_window.stopped and "state Failover" in op_window.stopped
+    assert op_window.state.text().startswith("Cancelled.")
+    assert not op_window.cancel_button.isVisibleTo(op_window)
+    assert seen == [f"started {op_window.session_id}", "ended False"]
+    session = dr.store.sessions.get(op_window.session_id or 0)
+    assert session.trigger == "failback" and session.status == RunStatus.FAILED
+    assert "cancelled" in session_text(dr.store, session.id)
+    # What core promises: the replica runs again at the DR site, failed over, points intact.
+    assert dr.store.replicas.get(replica.id).state == ReplicaState.FAILOVER
+    assert power_state(dr.lab, replica.replica_name) == "poweredOn"
+    assert points_of(dr.store, replica.id) == points
+    qtbot.waitUntil(lambda: not window.dr.busy, timeout=10_000)
+    assert "cancelled" in window.statusBar().currentMessage()
+    op_window.close()
+
+    # Failback again, to its end this time, then undo it: failed over as before.
+    done = run_op(qtbot, window, Page.REPLICAS_ACTIVE, vm, Op.FAILBACK)
+    assert done.bar.maximum() == 1  # the progress bar went to its end
+    qtbot.waitUntil(lambda: "is powered on at production" in done.log.toPlainText(), timeout=10_000)
+    wait_state(qtbot, window, vm, ReplicaState.FAILBACK)
+    select_replicas(window, Page.REPLICAS_ACTIVE, [vm])
+    enabled = {op for op, a in window.dr.op_actions.items() if a.isEnabled()}
+    assert {Op.COMMIT_FAILBACK, Op.UNDO_FAILBACK} <= enabled and Op.FAILBACK not in enabled
+    undo = run_op(qtbot, window, Page.REPLICAS_ACTIVE, vm, Op.UNDO_FAILBACK)
+    assert not undo.cancel_button.isVisibleTo(undo)  # an undo cannot be stopped half way
+    wait_state(qtbot, window, vm, ReplicaState.FAILOVER)
+    assert power_state(dr.lab, replica.replica_name) == "poweredOn"
+
+    # Failback and commit: the replica is Ready with its restore points, production runs.
+    run_op(qtbot, window, Page.REPLICAS_ACTIVE, vm, Op.FAILBACK)
+    wait_state(qtbot, window, vm, ReplicaState.FAILBACK)
+    commit = run_op(qtbot, window, Page.REPLICAS_ACTIVE, vm, Op.COMMIT_FAILBACK)
+    assert "Commit Failback done" in commit.state.text()
+    wait_state(qtbot, window, vm, ReplicaState.READY)
+    assert points_of(dr.store, replica.id) == points
+    prod, _ = inventories(dr.lab)
+    assert prod.vms_named(vm)[0].power_state == "poweredOn"
+
+
+def session_text(store: Store, session_id: int) -> str:
+    lines = [e.message for e in store.sessions.get(session_id).log]
+    lines += [e.message for t in store.sessions.tasks(session_id) for e in t.log]
+    return "\n".join(lines)
+
+
+def test_test_failover_started_and_cleaned_up_from_the_console(
+    qtbot: QtBot, window: MainWindow, dr: DrLab
+) -> None:
+    vm = "app+cache"
+    replica = replica_row(window, vm).replica
+    test_vm = replica.replica_name + "_test"
+    points = points_of(dr.store, replica.id)
+    assert power_state(dr.lab, test_vm) is None
+    select_replicas(window, Page.REPLICAS_READY, [vm])
+    dialog = open_confirmation(qtbot, window, Op.TEST_FAILOVER)
+    assert dialog.points is not None and dialog.points.choose(1)
+    op_window, seen = start_confirmed(qtbot, window, dialog)
+    assert not op_window.cancel_button.isVisibleTo(op_window)
+    assert "cannot be stopped half way" in op_window.note.text()
+    wait_ended(qtbot, op_window)
+    assert op_window.result is not None, op_window.details.toPlainText() or op_window.error
+    assert seen == [f"started {op_window.result.session_id}", "ended True"]
+    assert f"Test VM {test_vm} is up on " in op_window.state.text()
+    assert power_state(dr.lab, test_vm) == "poweredOn"
+    qtbot.waitUntil(lambda: replica_row(window, vm).test_running, timeout=10_000)
+    assert replica_row(window, vm).replica.state == ReplicaState.READY  # replication goes on
+
+    select_replicas(window, Page.REPLICAS_READY, [vm])
+    enabled = {op for op, a in window.dr.op_actions.items() if a.isEnabled()}
+    assert Op.TEST_CLEANUP in enabled and Op.TEST_FAILOVER not in enabled
+    run_op(qtbot, window, Page.REPLICAS_READY, vm, Op.TEST_CLEANUP)
+    qtbot.waitUntil(lambda: not replica_row(window, vm).test_running, timeout=10_000)
+    assert power_state(dr.lab, test_vm) is None
+    assert dr.store.replicas.get(replica.id).state == ReplicaState.READY
+    assert points_of(dr.store, replica.id) == points
+
+
+def open_run(qtbot: QtBot, window: MainWindow, name: str, action: PlanAction) -> PlanRunWindow:
+    window.show_page(Page.PLANS)
+    qtbot.waitUntil(lambda: window.dr.plans_model.row_of(name) >= 0, timeout=10_000)
+    assert window.dr.plans_view.table.select_key(name)
+    act = {
+        PlanAction.RUN: window.dr.act_run_plan,
+        PlanAction.TEST: window.dr.act_test_plan,
+        PlanAction.UNDO: window.dr.act_undo_plan,
+    }[action]
+    qtbot.waitUntil(act.isEnabled, timeout=10_000)
+    with qtbot.waitSignal(window.dr.confirmationShown, timeout=5_000) as asked:
+        act.trigger()
+    with qtbot.waitSignal(window.dr.planRunStarted, timeout=5_000) as started:
+        asked.args[0].button(QMessageBox.StandardButton.Yes).click()
+    run = started.args[0]
+    assert isinstance(run, PlanRunWindow)
+    return run
+
+
+def test_a_plan_run_cancelled_in_its_delay_keeps_what_is_up(
+    qtbot: QtBot, window: MainWindow, dr: DrLab
+) -> None:
+    first, second = "dc01", "db #2 & replica"
+    name = "Cancelled in its delay"
+    ids = {vm: replica_row(window, vm).replica.id for vm in (first, second)}
+    points = {vm: points_of(dr.store, rid) for vm, rid in ids.items()}
+    untouched = replica_folder(dr.lab, dr.store, dr.store.replicas.get(ids[second]))
+    hashes = folder_hashes(untouched)
+    # An hour's delay after the first group: the cancel lands in it, the second never starts.
+    plan = FailoverPlan(
+        name,
+        (
+            PlanItem(first, priority=1, delay_after=3600, wait_heartbeat=False),
+            PlanItem(second, priority=2, wait_heartbeat=False),
+        ),
+    )
+    dr.store.plans.add(plan)
+    try:
+        run = open_run(qtbot, window, name, PlanAction.RUN)
+        assert run.cancel_button.isVisibleTo(run) and "undo the plan" in run.note.text()
+        seen: list[str] = []
+        run.sessionStarted.connect(lambda sid: seen.append(f"started {sid}"))
+
+        def first_up() -> None:
+            steps = {r.name: r.step for r in run.progress_model.records()}
+            assert steps[first] == "Up" and steps[second] == "Waiting", steps
+
+        qtbot.waitUntil(first_up, timeout=OP_TIMEOUT)
+        assert run.session is not None and run.session.ended is None
+        assert seen == [f"started {run.session_id}"]
+        run.cancel_button.click()
+        assert not run.cancel_button.isEnabled()
+        session = wait_plan_end(qtbot, run)
+        qtbot.waitUntil(lambda: run.result is not None, timeout=10_000)
+        assert run.result is not None and run.result.cancelled
+        assert session.status == RunStatus.FAILED
+        messages = [s.message for s in session.steps]
+        assert any("then cancelled" in m for m in messages), messages
+        assert any(m.startswith("the plan was cancelled: 1 VM(s) up") for m in messages)
+        steps = {r.name: r.step for r in run.progress_model.records()}
+        assert steps == {first: "Up", second: "Skipped"}, steps
+        assert "cancelled" in run.state.text() and "1 VM(s) not started" in run.state.text()
+        assert not run.cancel_button.isVisibleTo(run)
+        # The VM up stays up (failed over); the other was not touched; every point is there.
+        assert dr.store.replicas.get(ids[first]).state == ReplicaState.FAILOVER
+        assert dr.store.replicas.get(ids[second]).state == ReplicaState.READY
+        assert folder_hashes(untouched) == hashes
+        assert {vm: points_of(dr.store, rid) for vm, rid in ids.items()} == points
+        run.close()
+
+        undo = open_run(qtbot, window, name, PlanAction.UNDO)
+        assert not undo.cancel_button.isVisibleTo(undo)
+        assert wait_plan_end(qtbot, undo).status == RunStatus.SUCCESS
+        wait_state(qtbot, window, first, ReplicaState.READY)
+        undo.close()
+    finally:
+        window.workers.wait_all()
+        if dr.store.replicas.get(ids[first]).state == ReplicaState.FAILOVER:
+            undo_plan(dr.store, name)
+        dr.store.plans.remove(name)
+
+
+def tree_drop(tree: GroupTree, mime: QMimeData, at: QPoint) -> bool:
+    """What the end of a drag does to the tree at `at` (viewport coordinates): enter, move,
+    drop. Whether the tree took it."""
+    port = tree.viewport()
+    pos = QPointF(at)
+    actions = Qt.DropAction.CopyAction | Qt.DropAction.MoveAction
+    buttons, mods = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    enter = QDragEnterEvent(pos, actions, mime, buttons, mods)
+    QApplication.sendEvent(port, enter)
+    if not enter.isAccepted():
+        return False
+    move = QDragMoveEvent(pos, actions, mime, buttons, mods)
+    QApplication.sendEvent(port, move)
+    if not move.isAccepted():
+        return False
+    drop = QDropEvent(pos, actions, mime, buttons, mods)
+    QApplication.sendEvent(port, drop)
+    return drop.isAccepted()
+
+
+def above(tree: GroupTree, item: QTreeWidgetItem) -> QPoint:
+    rect = tree.visualItemRect(item)
+    return QPoint(rect.center().x(), rect.top() + 2)
+
+
+def test_plan_editor_orders_by_drag_and_saves_groups_and_delays(
+    qtbot: QtBot, window: MainWindow, dr: DrLab
+) -> None:
+    name = "Edited by drag"
+    vms = ("dc01", "db #2 & replica", "app+cache")
+    dr.store.plans.add(FailoverPlan(name, tuple(PlanItem(vm, priority=3) for vm in vms)))
+    try:
+        window.show_page(Page.PLANS)
+        qtbot.waitUntil(lambda: window.dr.plans_model.row_of(name) >= 0, timeout=10_000)
+        assert window.dr.plans_view.table.select_key(name)
+        with qtbot.waitSignal(window.dr.editorShown, timeout=5_000) as shown:
+            window.dr.act_edit_plan.trigger()
+        editor = shown.args[0]
+        assert isinstance(editor, PlanEditor)
+        tree = editor.tree
+        assert tree.order() == [(3, vm) for vm in vms]
+
+        # app+cache dragged above dc01: first of its group.
+        app, dc = tree.item_named("app+cache"), tree.item_named("dc01")
+        assert app is not None and dc is not None
+        assert tree_drop(tree, tree.mimeData([app]), above(tree, dc))
+        assert tree.order() == [(3, "app+cache"), (3, "dc01"), (3, "db #2 & replica")]
+        # db dropped on the Priority 1 group: the end of that group.
+        db = tree.item_named("db #2 & replica")
+        assert db is not None
+        group = tree.groups[1]
+        assert tree_drop(tree, tree.mimeData([db]), tree.visualItemRect(group).center())
+        assert tree.order() == [(1, "db #2 & replica"), (3, "app+cache"), (3, "dc01")]
+        assert tree.currentItem() is db and editor.priority.currentData() == 1
+        # Refused: another application's drag, and a VM this plan does not have.
+        foreign = QMimeData()
+        foreign.setText("dc01")
+        assert not tree_drop(tree, foreign, above(tree, db))
+        stranger = QMimeData()
+        stranger.setData(MIME_PLAN_ITEM, json.dumps("web 02 (canary)").encode())
+        assert not tree_drop(tree, stranger, above(tree, db))
+        assert tree.order() == [(1, "db #2 & replica"), (3, "app+cache"), (3, "dc01")]
+
+        # dc01 to priority group 5 through the box, with a delay and no heartbeat wait.
+        tree.setCurrentItem(tree.item_named("dc01"))
+        editor.priority.setCurrentIndex(4)
+        editor.priority.activated.emit(4)
+        editor.delay.setValue(42)
+        editor.heartbeat.setChecked(False)
+        tree.setCurrentItem(tree.item_named("db #2 & replica"))
+        editor.delay.setValue(5)
+        assert tree.order() == [(1, "db #2 & replica"), (3, "app+cache"), (5, "dc01")]
+        with qtbot.waitSignal(editor.finished, timeout=10_000):
+            editor.save_button.click()
+        assert editor.result() == PlanEditor.DialogCode.Accepted
+
+        stored = dr.store.plans.get(name)
+        groups = {p: [it.name for it in items] for p, items in stored.groups()}
+        assert groups == {1: ["db #2 & replica"], 3: ["app+cache"], 5: ["dc01"]}
+        assert stored.item("dc01").delay_after == 42 and not stored.item("dc01").wait_heartbeat
+        assert stored.item("db #2 & replica").delay_after == 5
+        assert stored.item("app+cache").delay_after == DEFAULT_DELAY
+        # The Plans page reads it back: the VMs in that run order, with their groups and delays.
+        shown = window.dr.plans_view.items
+
+        def run_order() -> None:
+            rows = [
+                (
+                    shown.proxy.index(r, PlanItemsModel.VM).data(),
+                    shown.proxy.index(r, PlanItemsModel.GROUP).data(),
+                    shown.proxy.index(r, PlanItemsModel.DELAY).data(),
+                )
+                for r in range(shown.proxy.rowCount())
+            ]
+            assert rows == [
+                ("db #2 & replica", "1 (#1)", "0:05"),
+                ("app+cache", "3 (#1)", "1:00"),
+                ("dc01", "5 (#1)", "0:42"),
+            ], rows
+
+        qtbot.waitUntil(run_order, timeout=10_000)
+    finally:
+        dr.store.plans.remove(name)
