@@ -66,6 +66,7 @@ def render_wizard(
     wizard.name_page.description.setPlainText("Web and app tier, every 4 hours")
     wizard.name_page.network.setChecked(True)
     wizard.name_page.reip.setChecked(True)
+    wizard.name_page.seeding.setChecked(True)
     paths.append(save(wizard, "wizard-1-name"))
     wizard.next()
 
@@ -121,6 +122,25 @@ def render_wizard(
     wizard.next()
 
     paths.append(save(wizard, "wizard-7-data-transfer"))
+    wizard.next()
+
+    seeding = wizard.seeding_page
+    source = seeding.combo(0, 0)
+    source.setCurrentIndex(1)
+    wizard.next()  # refused: no existing VM chosen
+    paths.append(save(wizard, "wizard-7-seeding-invalid"))
+    target = seeding.combo(0, 1)
+    if target.count() > 1:
+        target.setCurrentIndex(1)
+    seeding.errors.clear()
+    paths.append(save(wizard, "wizard-7-seeding"))
+    seeding.table.setRowCount(0)  # the lab's DR VMs are replicas already: no mapping stored
+    wizard.next()
+
+    guest = wizard.guest_page
+    guest.enabled.setChecked(True)
+    guest.go_on.setChecked(True)
+    paths.append(save(wizard, "wizard-7-guest-processing"))
     wizard.next()
 
     schedule = wizard.schedule_page

@@ -11,8 +11,11 @@ The order, and why:
    snapshot a run took; a snapshot not listed is never touched). Then the run's own snapshot is
    taken and recorded, and removed at the end whatever happens.
 3. First run: the replica VM is created (in a cluster, on the host with the fewest VMs) with the
-   source's CPU, memory, disks and NICs on the mapped networks. Later runs add disks the source
-   gained and grow disks that grew.
+   source's CPU, memory, disks and NICs on the mapped networks; or, when the job maps the VM to
+   an existing DR VM (replica seeding, core.jobs.seed), that VM is checked in the pre-flight,
+   each disk's chain is seeded from its disk at the target and only differing blocks are sent;
+   the store adopts it as the replica with the first restore point. Later runs add disks the
+   source gained and grow disks that grew.
 4. Each disk is replicated by the block engine into its chain folder on the target datastore
    (`[ds] <replica>/disk-<key>`; a resized disk starts a new chain, `disk-<key>-r<n>`). The job's
    transport modes are tried in order (`core.jobs.transport`), each side on its own: the source
@@ -58,7 +61,7 @@ from core.errors import (
     VSphereChangeTrackingError,
     VSphereError,
 )
-from core.jobs import transport
+from core.jobs import seed, transport
 from core.jobs.context import RunContext, remote_spec
 from core.jobs.events import TaskFinished, TaskProgress, TaskStarted
 from core.jobs.httpdisk import HttpDiskImage
@@ -107,6 +110,7 @@ class _DiskJob:
     snapshot: str
     snap_disks: dict[int, Disk]
     request: ReplicationRequest  # without source, replica and target: the mode fills them
+    seed: Disk | None = None  # the mapped VM's disk that seeds a new chain
 
 
 @dataclass
@@ -135,6 +139,8 @@ class VmReplication:
         self.stats = TransferStats()
         self._staged: list[transport.NetworkReplicaWrite] = []
         self._said: set[str] = set()
+        self._mapped: seed.MappedVm | None = None
+        self._seeds: list[tuple[str, RemoteSpec | None, int]] = []  # (chain, target, seed point)
 
     # -- reporting ---------------------------------------------------------------------------------
 
@@ -225,6 +231,9 @@ class VmReplication:
         last = ctx.store.replicas.latest_point(replica.id)
         nics = self._map_networks()
         replica_vm = self._check_replica_vm(replica, last)
+        mapped_to = job.seeding.replica_for(self.vm.moref)
+        if replica_vm is None and last is None and mapped_to is not None:
+            self._mapped = seed.mapped_vm(ctx, self.vm, disks, mapped_to)
         datastore = self._target_datastore()
         self._remove_stale_snapshots()
         self._detach_leftover_disks()
@@ -234,7 +243,15 @@ class VmReplication:
         snapshot = self._take_snapshot()
         try:
             snap_disks = {d.key: d for d in snapshots.snapshot_disks(ctx.source, snapshot)}
-            if replica_vm is None:
+            if self._mapped is not None:
+                self._check_space(datastore, disks, snapshot, last)
+                replica_vm = self._mapped.vm
+                self.info(
+                    f"replica mapping: {replica_vm.name!r} becomes the replica; its disks seed "
+                    "the restore point chains at the target, only differing blocks are sent "
+                    "(its NICs stay as they are)"
+                )
+            elif replica_vm is None:
                 self._check_space(datastore, disks, snapshot, last)
                 replica_vm = self._create_replica_vm(replica, datastore, disks, nics)
             else:
@@ -243,6 +260,9 @@ class VmReplication:
                 replica, replica_vm, datastore, disks, snapshot, snap_disks, last
             )
             return self._record_point(replica, replica_vm, outcomes)
+        except BaseException:
+            self._drop_seeds()
+            raise
         finally:
             self._remove_own_snapshot(snapshot)
 
@@ -668,7 +688,8 @@ class VmReplication:
             changed_areas=areas,
             cbt_verify_sample=CBT_SAMPLE_BLOCKS if areas is not None else 0,
         )
-        disk = _DiskJob(d, chain, continues, snapshot, snap_disks, request)
+        mapped = self._mapped.disks.get(d.key) if self._mapped and not continues else None
+        disk = _DiskJob(d, chain, continues, snapshot, snap_disks, request, mapped)
         modes = self._modes()
         for mode in modes:
             if mode == TransportMode.DIRECT:
@@ -727,15 +748,17 @@ class VmReplication:
                 compress=settings.compression.enabled(offsite),
             )
             try:
-                with (
-                    ctx.proxies.slot(proxy.name if proxy else "", ctx.cancel),
-                    self._open_source(d, job.snapshot, job.snap_disks, not job.continues) as (
+                with ctx.proxies.slot(proxy.name if proxy else "", ctx.cancel):
+                    if job.seed is not None:
+                        self._seed(job, str(folder), target, via=proxy.name if proxy else "")
+                    with self._open_source(d, job.snapshot, job.snap_disks, not job.continues) as (
                         source,
                         image,
-                    ),
-                ):
-                    request = replace(request, source=source, image=image)
-                    result = replicate_disk(request, cancel=ctx.cancel, progress=self._progress(d))
+                    ):
+                        request = replace(request, source=source, image=image)
+                        result = replicate_disk(
+                            request, cancel=ctx.cancel, progress=self._progress(d)
+                        )
             except RemoteError as e:
                 if "not a path inside this mover's root" in str(e) and proxy is not None:
                     ctx.proxies.refuse(proxy.name, ds.name)
@@ -750,6 +773,14 @@ class VmReplication:
         """Stage the new point here, then upload it over the DR host's datastore HTTP."""
         ctx = self.ctx
         d = job.disk
+        if job.seed is not None:
+            raise JobRunError(
+                self.vm.name,
+                f"disk {_disk_name(d)}: the mapped VM's disk {job.seed.file_name} can seed the "
+                f"replica only where it is read at the target: give the job a target proxy that "
+                f"sees datastore {ds.name}, or allow direct storage access (network mode would "
+                "send the whole disk)",
+            )
         staged = transport.NetworkReplicaWrite(
             ctx, self._target_datacenter(), ds, job.chain, self.info
         )
@@ -791,7 +822,14 @@ class VmReplication:
         network: transport.NetworkReplicaWrite | None = None,
     ) -> DiskOutcome:
         d = job.disk
-        for w in result.warnings:
+        warnings = result.warnings
+        if job.seed is not None and result.metadata_rebuilt:
+            # No metadata for a seed, by design: the target read it to find the differences.
+            warnings = warnings[1:]
+            self.info(
+                f"disk {_disk_name(d)}: digests of the mapped VM's disk computed at the target"
+            )
+        for w in warnings:
             self.warn(f"disk {_disk_name(d)}: {w}")
         self._add_stats(result)
         self.info(
@@ -817,6 +855,32 @@ class VmReplication:
             replica_path,
             network,
         )
+
+    def _seed(self, job: _DiskJob, folder: str, target: RemoteSpec | None, via: str) -> None:
+        """Make the mapped VM's disk the first point of the disk's new chain, at the target."""
+        assert job.seed is not None
+        ds = self.ctx.target_inventory.datastore(job.seed.datastore)
+        disk_path = local_path(ds, job.seed.file_name)
+        answer = maintain_replica(
+            folder,
+            target,
+            {"op": "seed", "disk": str(disk_path), "block_size": job.request.block_size},
+        )
+        self._seeds.append((folder, target, int(answer["point"])))
+        self.info(
+            f"disk {_disk_name(job.disk)}: seeded from {job.seed.file_name} at the target by "
+            f"{f'proxy {via}' if via else 'the backup server'} "
+            f"({int(answer['written']) / 2**20:.1f} MiB of data copied there, none sent)"
+        )
+
+    def _drop_seeds(self) -> None:
+        """A first run of a mapped VM that did not finish: its seeds go (the VM is untouched)."""
+        for folder, target, point in self._seeds:
+            try:
+                maintain_replica(folder, target, {"op": "drop", "point": point})
+            except ReplicaDeskError as e:
+                self.warn(f"could not remove the seed in {folder}: {e} (the next run replaces it)")
+        self._seeds.clear()
 
     def _take_back(self, done: list[DiskOutcome]) -> None:
         """Undo the points this run committed: a restore point is whole or absent."""
@@ -866,6 +930,18 @@ class VmReplication:
         except BaseException:
             self._take_back(outcomes)
             raise
+        if self._mapped is not None:
+            adopted = self._mapped.vm
+            host = ctx.target_inventory.host(adopted.host) if adopted.host else None
+            ctx.store.replicas.adopt_vm(
+                replica.id,
+                adopted.moref,
+                adopted.name,
+                adopted.host or None,
+                host.name if host else None,
+            )
+            self._seeds.clear()  # the seeds are the chains' first points now
+            self.info(f"{adopted.name!r} ({adopted.moref}) is the replica from now on")
         point = ctx.store.replicas.add_point(
             replica.id,
             [

@@ -170,6 +170,22 @@ class Replicas:
             (replica_moref, target_host_moref, target_host_name),
         )
 
+    def adopt_vm(
+        self,
+        replica_id: int,
+        replica_moref: str,
+        replica_name: str,
+        target_host_moref: str | None,
+        target_host_name: str | None,
+    ) -> Replica:
+        """Record an existing VM the first run took as the replica (replica mapping): its name
+        is the replica's from now on."""
+        return self._update(
+            replica_id,
+            "replica_moref = ?, replica_name = ?, target_host_moref = ?, target_host_name = ?",
+            (replica_moref, replica_name, target_host_moref, target_host_name),
+        )
+
     def set_guest_addresses(self, replica_id: int, per_nic: Sequence[Sequence[str]]) -> Replica:
         """Remember the source VM's guest addresses per NIC (what re-IP starts from)."""
         text = json.dumps([list(nic) for nic in per_nic])

@@ -49,6 +49,7 @@ from core.model.job import (
     DataTransfer,
     JobSettings,
     ProxySelection,
+    QuiesceFailure,
     ReplicationJob,
 )
 from core.model.objects import ObjectKind
@@ -129,7 +130,6 @@ class SettingsPage(WizardPage):
         self.use_cbt.setChecked(True)
         self.enable_cbt = QCheckBox("&Enable CBT for VMs that have it off")
         self.enable_cbt.setChecked(True)
-        self.quiesce = QCheckBox("&Quiesce the guest file systems (VMware Tools) for snapshots")
         form = QFormLayout()
         rows = [
             ("&Repository for replica metadata:", self.repository, "settings.repository"),
@@ -153,7 +153,6 @@ class SettingsPage(WizardPage):
         for widget, path in (
             (self.use_cbt, "settings.use_cbt"),
             (self.enable_cbt, "settings.enable_cbt"),
-            (self.quiesce, "settings.quiesce"),
         ):
             box, error = with_error(widget)
             af.addRow(box)
@@ -170,6 +169,7 @@ class SettingsPage(WizardPage):
                 "settings.repository",
                 "add a repository first (`replicadesk repo add`): replica metadata lives there",
             )
+        guest = self.job_wizard.guest_page  # quiescing is set on the Guest Processing step
         return built(
             "settings",
             lambda: JobSettings(
@@ -180,8 +180,9 @@ class SettingsPage(WizardPage):
                 compression=Compression(self.compression.currentData()),
                 use_cbt=self.use_cbt.isChecked(),
                 enable_cbt=self.enable_cbt.isChecked(),
-                quiesce=self.quiesce.isChecked(),
+                quiesce=guest.enabled.isChecked(),
                 rpo_minutes=self.rpo.value(),
+                quiesce_failure=guest.policy(),
             ),
         )
 
@@ -202,7 +203,6 @@ class SettingsPage(WizardPage):
         _choose(self.compression, s.compression)
         self.use_cbt.setChecked(s.use_cbt)
         self.enable_cbt.setChecked(s.enable_cbt)
-        self.quiesce.setChecked(s.quiesce)
 
 
 class ProxyChoice(QWidget):
@@ -635,7 +635,7 @@ def summary_html(job: ReplicationJob, vms: list[str]) -> str:
             f"repository {html.escape(st.repository)}, replicas named "
             f"&lt;vm&gt;{html.escape(st.replica_suffix)}, {st.restore_points} restore points, "
             f"{BLOCK_WORDS[st.block_size]}, compression {st.compression}, CBT "
-            f"{'used' if st.use_cbt else 'not used'}" + (", quiesced" if st.quiesce else ""),
+            f"{'used' if st.use_cbt else 'not used'}",
         ),
         (
             "Data transfer",
@@ -645,6 +645,27 @@ def summary_html(job: ReplicationJob, vms: list[str]) -> str:
             + (", ".join(job.transfer.target_proxies.proxies) or "automatic")
             + "; modes "
             + (", ".join(MODE_WORDS[str(m)] for m in job.transfer.transport_modes) or "automatic"),
+        ),
+        (
+            "Seeding",
+            ", ".join(
+                f"{html.escape(m.vm.name)} &rarr; existing VM {html.escape(m.replica.name)}"
+                for m in job.seeding.mappings
+            )
+            or "none (first runs create the replicas)",
+        ),
+        (
+            "Guest processing",
+            (
+                "application-aware (quiesced through VMware Tools); when that is not possible: "
+                + (
+                    "continue crash-consistent with a warning"
+                    if st.quiesce_failure == QuiesceFailure.CONTINUE
+                    else "fail the VM"
+                )
+            )
+            if st.quiesce
+            else "off (crash-consistent snapshots)",
         ),
         ("Schedule", _schedule_text(job.schedule)),
     ]

@@ -71,7 +71,8 @@ class NamePage(WizardPage):
             "&Network remapping (for DR sites with different virtual networks)"
         )
         self.reip = QCheckBox("Replica &re-IP (for DR sites with different IP addressing schemes)")
-        for box in (self.network, self.reip):
+        self.seeding = QCheckBox("Replica &seeding (to map VMs to existing VMs at the DR site)")
+        for box in (self.seeding, self.network, self.reip):
             box.toggled.connect(wizard.steps_changed)
         form = QFormLayout()
         page = QVBoxLayout(self)
@@ -83,6 +84,7 @@ class NamePage(WizardPage):
         form.addRow("&Description:", desc_box)
         advanced = QLabel("Show advanced steps for:")
         form.addRow(advanced)
+        form.addRow(self.seeding)
         form.addRow(self.network)
         form.addRow(self.reip)
         self.errors.add("name", self.name, name_error)
@@ -103,6 +105,7 @@ class NamePage(WizardPage):
         self.description.setPlainText(job.description)
         self.network.setChecked(bool(job.network.mappings) or not job.network.same_name)
         self.reip.setChecked(bool(job.reip))
+        self.seeding.setChecked(bool(job.seeding.mappings))
 
 
 def _bold(text: str) -> QLabel:

@@ -2,9 +2,10 @@
 
 Steps as DOMAIN.md lists them, those that apply to what core replicates: Name, Virtual
 machines, Destination, Network and Re-IP (when ticked on the Name step), Job settings, Data
-transfer, Schedule, Summary. Each step validates on Next by building its core objects; Finish
-builds the whole `ReplicationJob` (a problem found then takes the user back to its step, with
-the reason beside the field) and stores it through a `SaveJobWorker`: the GUI thread never
+transfer, Seeding (when ticked on the Name step), Guest processing, Schedule, Summary. Each
+step validates on Next by building its core objects; Finish builds the whole `ReplicationJob`
+(a problem found then takes the user back to its step, with the reason beside the field) and
+stores it through a `SaveJobWorker`: the GUI thread never
 writes the database. `jobSaved` then tells the main window, which runs the job if asked.
 
 Inventories: the source tree starts with what the console has loaded; a server the console has
@@ -34,6 +35,7 @@ from core.vsphere.models import Inventory
 from gui.wizard.base import WizardPage
 from gui.wizard.context import SaveJobWorker, WizardContext
 from gui.wizard.fields import built
+from gui.wizard.guest_pages import GuestPage, SeedingPage
 from gui.wizard.settings_pages import SchedulePage, SettingsPage, SummaryPage, TransferPage
 from gui.wizard.source_pages import NamePage, VmsPage
 from gui.wizard.target_pages import DestinationPage, NetworkPage, ReIpPage
@@ -48,8 +50,10 @@ class Step(IntEnum):
     REIP = 4
     SETTINGS = 5
     TRANSFER = 6
-    SCHEDULE = 7
-    SUMMARY = 8
+    SEEDING = 7
+    GUEST = 8
+    SCHEDULE = 9
+    SUMMARY = 10
 
 
 # Which step owns a field path of the job (the first matching prefix wins).
@@ -60,8 +64,11 @@ PATH_STEPS = (
     ("destination", Step.DESTINATION),
     ("network", Step.NETWORK),
     ("reip", Step.REIP),
+    ("settings.quiesce_failure", Step.GUEST),
+    ("settings.quiesce", Step.GUEST),
     ("settings", Step.SETTINGS),
     ("transfer", Step.TRANSFER),
+    ("seeding", Step.SEEDING),
     ("schedule", Step.SCHEDULE),
 )
 
@@ -103,6 +110,8 @@ class JobWizard(QWizard):
         self.reip_page = ReIpPage(self)
         self.settings_page = SettingsPage(self)
         self.transfer_page = TransferPage(self)
+        self.seeding_page = SeedingPage(self)
+        self.guest_page = GuestPage(self)
         self.schedule_page = SchedulePage(self)
         self.summary_page = SummaryPage(self)
         self.step_pages: dict[Step, WizardPage] = {
@@ -113,6 +122,8 @@ class JobWizard(QWizard):
             Step.REIP: self.reip_page,
             Step.SETTINGS: self.settings_page,
             Step.TRANSFER: self.transfer_page,
+            Step.SEEDING: self.seeding_page,
+            Step.GUEST: self.guest_page,
             Step.SCHEDULE: self.schedule_page,
             Step.SUMMARY: self.summary_page,
         }
@@ -152,6 +163,8 @@ class JobWizard(QWizard):
             steps.remove(Step.NETWORK)
         if not self.name_page.reip.isChecked():
             steps.remove(Step.REIP)
+        if not self.name_page.seeding.isChecked():
+            steps.remove(Step.SEEDING)
         return steps
 
     def nextId(self) -> int:
@@ -241,6 +254,7 @@ class JobWizard(QWizard):
         reip = self.reip_page.job_rules()
         settings = self.settings_page.settings()
         transfer = self.transfer_page.transfer()
+        seeding = self.seeding_page.seeding()
         schedule = self.schedule_page.schedule()
         return built(
             "",
@@ -254,6 +268,7 @@ class JobWizard(QWizard):
                 reip=reip,
                 transfer=transfer,
                 schedule=schedule,
+                seeding=seeding,
             ),
         )
 

@@ -22,11 +22,12 @@ from pytestqt.qtbot import QtBot
 from core.lab.lab import LabState
 from core.lab.register import DR_PROXY, lab_job
 from core.lab.topology import NETWORK_MAP
-from core.model.job import ReplicationJob
+from core.model.job import QuiesceFailure, ReplicationJob
 from core.model.objects import DiskExclusion, ObjectKind, ObjectRef
 from core.model.reip import ReIpRule
 from core.model.runs import RunStatus
 from core.model.schedule import Daily, JobSchedule
+from core.model.seeding import ReplicaMapping, Seeding
 from core.store.store import Store
 from gui.main_window import MainWindow, Page
 from gui.models.inventory import MIME_OBJECTS, DraggedObject
@@ -36,6 +37,7 @@ from gui.views.session import SessionWindow
 from gui.wizard.objects import ObjectListModel, ObjectListView
 from gui.wizard.wizard import JobWizard, Step
 from gui.workers import RunJobWorker
+from tests.core.jobs.test_seeding import dr_copy
 from tests.gui.conftest import wait_runs_done
 
 RUN_TIMEOUT_MS = 180_000
@@ -157,6 +159,8 @@ def test_a_job_made_by_dragging_vms_runs_from_finish(
     transfer.target.chosen.setChecked(True)
     transfer.target.set_names((DR_PROXY,))
     wizard.next()
+    assert wizard.currentId() == Step.GUEST  # Seeding was not ticked: no Seeding step
+    wizard.next()
     wizard.next()
     assert wizard.currentId() == Step.SUMMARY
     assert "app+cache" in wizard.summary_page.text.toPlainText()
@@ -272,6 +276,13 @@ def stored_job(lab: LabState) -> ReplicationJob:
             ),
         ),
         schedule=JobSchedule(Daily((dt.time(22, 30), dt.time(4, 0)), frozenset({0, 2, 4}))),
+        settings=dataclasses.replace(
+            job.settings, quiesce=True, quiesce_failure=QuiesceFailure.CONTINUE
+        ),
+        # A mapped VM the DR inventory does not list (any more): kept as the job names it.
+        seeding=Seeding(
+            (ReplicaMapping(db, ObjectRef(ObjectKind.VM, "vm-424242", "db restored earlier")),)
+        ),
     )
 
 
@@ -286,19 +297,21 @@ def test_edit_job_round_trip(qtbot: QtBot, window: MainWindow, store: Store, lab
     assert wizard.windowTitle() == "Edit Replication Job"
     assert wizard.name_page.name.isReadOnly()
     assert wizard.name_page.network.isChecked() and wizard.name_page.reip.isChecked()
+    assert wizard.name_page.seeding.isChecked()
+    assert wizard.guest_page.enabled.isChecked() and wizard.guest_page.go_on.isChecked()
     assert wizard.build_job() == original  # every step shows what is stored
-    for _ in range(len(Step) - 1):
+    visited = [Step(wizard.currentId())]
+    while wizard.currentId() != Step.SUMMARY:
         wizard.next()
-    assert wizard.currentId() == Step.SUMMARY
+        visited.append(Step(wizard.currentId()))
+    assert visited == list(Step)  # every step is on: the job uses each of them
+    assert wizard.seeding_page.combo(0, 1).currentText() == "db restored earlier"
     assert wizard.build_job() == original  # and walking through them changes nothing
-    wizard.back()
-    wizard.back()
-    wizard.back()
-    assert wizard.currentId() == Step.SETTINGS
+    while wizard.currentId() != Step.SETTINGS:
+        wizard.back()
     wizard.settings_page.points.setValue(9)
-    wizard.next()
-    wizard.next()
-    wizard.next()
+    while wizard.currentId() != Step.SUMMARY:
+        wizard.next()
     with qtbot.waitSignal(wizard.jobSaved, timeout=10_000):
         wizard.button(QWizard.WizardButton.FinishButton).click()
     assert store.jobs.get("Edited") == dataclasses.replace(
@@ -347,3 +360,73 @@ def test_object_list_takes_only_good_drops(qtbot: QtBot) -> None:
         elsewhere.mimeData([elsewhere.index(0, 0)]), Qt.DropAction.CopyAction, 0, 0, QModelIndex()
     )
     assert [i.ref.name for i in model.items] == ["vm 4", "vm 3", "vm 1", "vm 2"]
+
+
+def test_seeding_and_guest_processing_steps(
+    qtbot: QtBot, window: MainWindow, store: Store, lab: LabState
+) -> None:
+    copy = dr_copy(lab, "dc01", "dc01 restored")
+    grown = dr_copy(lab, "dc01", "dc01 grown", grow_mib=1)
+    wizard = open_wizard(qtbot, window)
+    # The Seeding step comes and goes with its box on the Name step; Guest Processing is always on.
+    assert Step.SEEDING not in wizard.active_steps() and Step.GUEST in wizard.active_steps()
+    wizard.name_page.seeding.setChecked(True)
+    assert Step.SEEDING in wizard.active_steps()
+    assert "Seeding" in [wizard.steps.item(i).text() for i in range(wizard.steps.count())]
+    wizard.name_page.seeding.setChecked(False)
+    assert Step.SEEDING not in wizard.active_steps()
+    wizard.name_page.seeding.setChecked(True)
+    wizard.name_page.name.setText("Seeded from DR copies")
+    wizard.next()
+    drop(wizard.vms_page.objects_view, wizard_tree_mime(wizard, lab.production.address, ("dc01",)))
+    wizard.next()
+    dest = wizard.destination_page
+    dest.server.setCurrentIndex(dest.server.findData(lab.dr.address))
+    qtbot.waitUntil(lambda: not wizard.loading and dest.target.count() > 0, timeout=30_000)
+    wizard.next()
+    assert wizard.currentId() == Step.SETTINGS
+    assert not hasattr(wizard.settings_page, "quiesce")  # moved to Guest Processing
+    wizard.next()
+    wizard.next()
+
+    assert wizard.currentId() == Step.SEEDING
+    seeding = wizard.seeding_page
+    assert seeding.table.rowCount() == 1
+    wizard.next()  # the empty row
+    assert wizard.currentId() == Step.SEEDING
+    assert seeding.errors.shown() == {"seeding": "Row 1, source VM: choose a source VM"}
+    assert seeding.combo(0, 0).property("invalid") == "true"
+    source = seeding.combo(0, 0)
+    source.setCurrentIndex(source.findText("dc01"))
+    target = seeding.combo(0, 1)
+    assert target.findText("dc01 restored") > 0 and target.findText("dc01 grown") > 0
+    target.setCurrentIndex(target.findText("dc01 grown"))
+    wizard.next()
+    assert wizard.currentId() == Step.SEEDING
+    shown = seeding.errors.shown()["seeding"]
+    assert shown.startswith("Row 1, existing VM: disk 1 of dc01 grown has ")
+    assert shown.endswith("the capacities must be the same")
+    assert seeding.combo(0, 1).property("invalid") == "true"
+    target.setCurrentIndex(target.findText("dc01 restored"))
+    wizard.next()
+
+    assert wizard.currentId() == Step.GUEST
+    guest = wizard.guest_page
+    assert not guest.enabled.isChecked() and not guest.on_failure.isEnabled()
+    guest.enabled.setChecked(True)
+    assert guest.on_failure.isEnabled() and guest.fail.isChecked()
+    guest.go_on.setChecked(True)
+    wizard.next()
+    wizard.next()
+    assert wizard.currentId() == Step.SUMMARY
+    summary = wizard.summary_page.text.toPlainText()
+    assert "dc01 \u2192 existing VM dc01 restored" in summary
+    assert "continue crash-consistent with a warning" in summary
+    with qtbot.waitSignal(wizard.jobSaved, timeout=10_000):
+        wizard.button(QWizard.WizardButton.FinishButton).click()
+    stored = store.jobs.get("Seeded from DR copies")
+    (mapping,) = stored.seeding.mappings
+    assert (mapping.vm.name, mapping.replica.moref) == ("dc01", copy.moref)
+    assert stored.settings.quiesce
+    assert stored.settings.quiesce_failure == QuiesceFailure.CONTINUE
+    assert grown.moref != copy.moref
