@@ -201,7 +201,9 @@ class MoverService:
             # The disk to seed from must be one this mover may read: inside its root too.
             disk = replica_folder(self.root, str(request.get("disk", "")))
             if disk is None:
-                raise ProtocolError(f"disk {request.get('disk')!r} is not inside this mover's root")
+                raise ProtocolError(
+                    f"disk {request.get('disk')!r} is not a path inside this mover's root"
+                )
             request = {**request, "disk": str(disk)}
         answer = maintain(folder, request)
         p.send_json(sock, p.MAINTAINED, answer)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,19 +15,24 @@ import pytest
 from core.diskgen import change_blocks
 from core.engine import RemoteSpec, ReplicationRequest, maintain_replica, replicate_disk
 from core.errors import RemoteError, ReplicaError
+from core.mover.process import MoverServiceProcess
 from core.replica.chain import MAX_POINTS, ReplicaChain
 from core.replica.seed import is_seed, seed_chain
 from core.replica.verify import verify_replica
-from tests.conftest import assert_identical
+from tests.conftest import Certs, assert_identical
 
 MIB = 1 << 20
+MakeDisk = Callable[..., Path]
+Snapshot = Callable[[Path, str], Path]
 
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_a_seeded_chain_sends_only_the_differing_blocks(tmp_path, make_disk, snapshot):
+def test_a_seeded_chain_sends_only_the_differing_blocks(
+    tmp_path: Path, make_disk: MakeDisk, snapshot: Snapshot
+) -> None:
     source = make_disk("source.img", size_mib=32, seed=61)
     # The copy at the DR site: the source as it was, then the source moved on (2 of 32 blocks).
     at_target = snapshot(source, "restored")
@@ -51,7 +57,9 @@ def test_a_seeded_chain_sends_only_the_differing_blocks(tmp_path, make_disk, sna
     assert sha(at_target) == before  # the mapped disk is only read
 
 
-def test_a_left_seed_is_replaced_and_real_points_are_refused(tmp_path, make_disk):
+def test_a_left_seed_is_replaced_and_real_points_are_refused(
+    tmp_path: Path, make_disk: MakeDisk
+) -> None:
     first = make_disk("first.img", size_mib=8, seed=63)
     other = make_disk("other.img", size_mib=12, seed=64)
     rep = tmp_path / "rep"
@@ -74,7 +82,9 @@ def test_a_left_seed_is_replaced_and_real_points_are_refused(tmp_path, make_disk
         seed_chain(tmp_path / "rep3", broken, MIB)
 
 
-def test_seeding_through_the_mover_service(tmp_path, make_disk, mover, certs):
+def test_seeding_through_the_mover_service(
+    tmp_path: Path, make_disk: MakeDisk, mover: MoverServiceProcess, certs: Certs
+) -> None:
     spec = RemoteSpec("127.0.0.1", mover.port, certs.client)
     source = make_disk("source.img", size_mib=8, seed=65)
     restored = mover.root / "restored-vm" / "disk.img"
@@ -82,7 +92,7 @@ def test_seeding_through_the_mover_service(tmp_path, make_disk, mover, certs):
     shutil.copyfile(source, restored)
     change_blocks(source, 1 / 8, seed=66)
 
-    with pytest.raises(RemoteError, match="is not inside this mover's root"):
+    with pytest.raises(RemoteError, match="is not a path inside this mover's root"):
         maintain_replica(
             "vm/disk-2000", spec, {"op": "seed", "disk": str(source), "block_size": MIB}
         )
