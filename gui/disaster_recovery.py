@@ -397,7 +397,7 @@ class DisasterRecovery(QObject):
         if isinstance(result, OperationResult):
             self.window.statusBar().showMessage(outcome(request, result), 15000)
         elif cancelled:
-            self.window.statusBar().showMessage(f"{request.title} cancelled: {error}", 15000)
+            self.window.statusBar().showMessage(f"{request.title} cancelled {error}", 15000)
         else:
             self.window.statusBar().showMessage(f"{request.title} failed: {error}", 15000)
         self.window.watcher.refresh()

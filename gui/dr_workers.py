@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from PySide6.QtCore import Signal, Slot
 
 from core.errors import CancelledError, ReplicaDeskError
+from core.failover.session import OperationCancelledError
 from core.model.plans import FailoverPlan, PlanAction
 from core.model.runs import Session
 from core.planning.bandwidth import Link, estimate
@@ -80,7 +81,7 @@ class ReplicaOperationWorker(Worker):
     started = Signal(int)  # the operation's session id, as soon as core made it
     progress = Signal(int, int)  # failback: bytes compared, bytes to compare
     finished = Signal(object)  # OperationResult
-    stopped = Signal(str, str)  # cancelled: core's words on what that left, detail
+    stopped = Signal(str, str)  # cancelled: where it stopped and what that left; detail
 
     def __init__(self, store: Store, request: OpRequest) -> None:
         super().__init__()
@@ -94,7 +95,11 @@ class ReplicaOperationWorker(Worker):
         try:
             self.work()
         except CancelledError as e:
-            self.stopped.emit(str(e), self._detail(e))
+            # Core's words on where it stopped and what that left ("before anything was
+            # stopped: the replica runs on, state Failover"), without the "Replica X: cancelled:".
+            mine = isinstance(e, OperationCancelledError) and len(e.args) > 1
+            words = str(e.args[1]) if mine else str(e)
+            self.stopped.emit(words, self._detail(e))
         except ReplicaDeskError as e:
             self.failed.emit(str(e), self._detail(e))
         except Exception as e:

@@ -3,9 +3,10 @@
 Called by `gui.render.render_views` with the console open on the lab after its job ran twice.
 Drives the console as a user would (select, confirm, watch): fails a replica over to an older
 restore point through its confirmation and operation window, shows the Replicas > Active page
-with it, every operation's confirmation, a plan made in one click from a selection, its editor
-and readiness report, a run of it with every VM's step and its undo, and the bandwidth
-estimation chart. Waiting is on signals, as in gui.render.
+with it, every operation's confirmation, a failback cancelled from its window (running with its
+Cancel, then what the cancel left), a plan made in one click from a selection, its editor and
+readiness report, a run of it with every VM's step and its undo, a run cancelled in its delay,
+and the bandwidth estimation chart. Waiting is on signals, as in gui.render.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from PySide6.QtWidgets import QWidget
 from core.errors import ReplicaDeskError
 from core.model.plans import PlanAction
 from core.model.replicas import ReplicaState
-from gui.replica_ops import ORDER, Op
+from gui.replica_ops import ORDER, Op, OpRequest
 from gui.snapshot import ReplicaRow
 from gui.views.operations import ConfirmOperationDialog
 
@@ -137,6 +138,24 @@ def render_dr(window: object, save: Save, job: str) -> list[Path]:
         dialog.reject()
         dialog.deleteLater()
 
+    # A failback, cancelled from its window as soon as core has started it: the replica runs on.
+    from gui.views.operations import OperationWindow
+
+    failback = dr.start_operation(OpRequest(Op.FAILBACK, failed_over.replica))
+    if not isinstance(failback, OperationWindow):
+        raise ReplicaDeskError(f"Failback of {FAILED_OVER_VM} did not start")
+    failback.resize(760, 460)
+
+    def started(_session: int) -> None:
+        paths.append(save(failback, "operation-failback-cancel"))
+        failback.cancel_button.click()
+
+    failback.sessionStarted.connect(started)
+    wait_for(failback.ended, 120, lambda: not failback.running)
+    wait_for(window.watcher.sessionChanged, 10, lambda: "cancelled" in failback.log.toPlainText())
+    paths.append(save(failback, "operation-failback-cancelled"))
+    failback.close()
+
     # One click from a selection to a plan; its editor and readiness report.
     select(Page.REPLICAS_READY, PLAN_VMS)
     created: list[object] = []
@@ -207,6 +226,44 @@ def render_dr(window: object, save: Save, job: str) -> list[Path]:
     undo = dr.start_plan(quick, PlanAction.UNDO)
     wait_for(undo.updated, 180, lambda: undo.session is not None and undo.session.ended is not None)
     undo.close()
+
+    # A run with an hour's delay after its first group, cancelled in it: what is up stays up.
+    first = quick.groups()[0][1][0].name
+    slow = dataclasses.replace(
+        quick,
+        items=tuple(
+            dataclasses.replace(it, delay_after=3600 if it.name == first else 2)
+            for it in quick.items
+        ),
+    )
+    window.store.plans.update(slow)
+
+    def first_up() -> bool:
+        steps = {r.name: r.step for r in run.progress_model.records()}
+        return steps.get(first) == "Up" or (
+            run.session is not None and run.session.ended is not None
+        )
+
+    try:
+        run = dr.start_plan(slow, PlanAction.RUN)
+        run.resize(1100, 620)
+        wait_for(run.updated, 180, first_up)
+        run.progress.fit_columns()
+        run.steps.fit_columns()
+        paths.append(save(run, "plan-run-cancel"))
+        run.cancel_button.click()
+        wait_for(run.updated, 60, lambda: run.session is not None and run.session.ended is not None)
+        wait_for(run.updated, 10, lambda: run.result is not None)
+        run.steps.fit_columns()
+        paths.append(save(run, "plan-run-cancelled"))
+        run.close()
+        undo = dr.start_plan(slow, PlanAction.UNDO)
+        wait_for(
+            undo.updated, 180, lambda: undo.session is not None and undo.session.ended is not None
+        )
+        undo.close()
+    finally:
+        window.store.plans.update(quick)
     window.show_page(Page.PLANS)
     dr.plans_view.table.select_key(quick.name)
     wait_for(

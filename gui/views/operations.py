@@ -50,6 +50,7 @@ from gui.snapshot import ReplicaRow, SessionDetail
 from gui.store_watcher import StoreWatcher
 
 ERROR_STYLE = "color: #c62828"
+WARNING_STYLE = "color: #b26a00; font-weight: bold"  # warnings, and an operation cancelled
 
 
 def error_label() -> QLabel:
@@ -553,8 +554,9 @@ class OperationWindow(QWidget):
     def _on_stopped(self, message: str, detail: str) -> None:
         self.stopped = message
         self._end()
-        self.state.setText(f"Cancelled. {message}")
-        self.state.setStyleSheet("color: #b26a00; font-weight: bold")
+        self.bar.setValue(0)  # not carried through
+        self.state.setText(f"Cancelled {message}")
+        self.state.setStyleSheet(WARNING_STYLE)
         if detail:
             self.details.setPlainText(detail)
             self.details_button.show()

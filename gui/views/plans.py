@@ -30,7 +30,7 @@ from core.model.plans import FailoverPlan, PlanAction, PlanSession
 from core.model.runs import RunStatus
 from core.plans.readiness import Readiness
 from core.plans.run import PlanResult
-from core.plans.schedule import Outcome
+from core.plans.schedule import CANCELLED_ITEM, Outcome
 from gui import format as fmt
 from gui.models.plans import (
     ACTION_WORDS,
@@ -45,7 +45,7 @@ from gui.models.plans import (
     item_rows,
 )
 from gui.plan_watcher import PlanRow, PlanWatcher
-from gui.views.operations import ERROR_STYLE
+from gui.views.operations import ERROR_STYLE, WARNING_STYLE
 from gui.views.table import RecordTable
 
 OK_STYLE = "color: #2e7d32; font-weight: bold"
@@ -424,10 +424,11 @@ class PlanRunWindow(QWidget):
         self.steps.view.scrollToBottom()
         self._show_counts()
         if session.ended is None:
+            since = f"since {fmt.when(session.started)[11:]}: {len(session.steps)} step(s) recorded"
             self.state.setText(
-                ("Cancelling: " if self.cancel_asked else "")
-                + f"running since {fmt.when(session.started)[11:]}: "
-                f"{len(session.steps)} step(s) recorded"
+                f"Cancelling (no further VM starts), running {since}"
+                if self.cancel_asked
+                else f"Running {since}"
             )
         else:
             self._show_end(session)
@@ -435,11 +436,15 @@ class PlanRunWindow(QWidget):
 
     def _show_counts(self) -> None:
         rows = self.progress_model.records()
-        up = sum(1 for r in rows if r.status in (RunStatus.SUCCESS, RunStatus.WARNING))
+        # An item a cancel kept from starting is skipped with core's words: not done.
+        left = sum(1 for r in rows if r.message.startswith(CANCELLED_ITEM))
+        up = sum(1 for r in rows if r.status in (RunStatus.SUCCESS, RunStatus.WARNING)) - left
         failed = sum(1 for r in rows if r.status == RunStatus.FAILED)
         text = f"{up} of {len(rows)} done"
         if failed:
             text += f", {failed} failed"
+        if left:
+            text += f", {left} not started"
         self.counts.setText(text)
 
     def _show_end(self, session: PlanSession) -> None:
@@ -459,10 +464,11 @@ class PlanRunWindow(QWidget):
                 )
             )
         self.state.setText(text)
+        cancelled = self.result is not None and self.result.cancelled
         color = {
             RunStatus.SUCCESS: OK_STYLE,
-            RunStatus.WARNING: "color: #b26a00; font-weight: bold",
-        }.get(session.status, f"{ERROR_STYLE}; font-weight: bold")
+            RunStatus.WARNING: WARNING_STYLE,
+        }.get(session.status, WARNING_STYLE if cancelled else f"{ERROR_STYLE}; font-weight: bold")
         self.state.setStyleSheet(color)
 
     def finished(self, result: PlanResult) -> None:
@@ -470,6 +476,7 @@ class PlanRunWindow(QWidget):
         self.cancel_button.hide()
         if self.session is not None and self.session.ended is not None:
             self._show_end(self.session)  # the watcher read the end before the result came
+            self.updated.emit(self.session)
         self.watcher.refresh()
 
     def failed(self, message: str, detail: str) -> None:
