@@ -11,8 +11,9 @@ Runs offscreen (QT_QPA_PLATFORM=offscreen unless a platform is set). Two parts:
     on it, on the Inventory page, and loads it on its own. Then the Reload Inventory action is
     triggered and timed until the tree is painted, split:
       - vSphere read: on the inventory worker: login, one RetrieveContents of everything,
-        parsing into core's dataclasses (`read_inventory`); plus the signal reaching the GUI
-        thread;
+        parsed by the fast reader (`core.vsphere.fastprops`, lxml) into core's dataclasses
+        (`read_inventory`; about half of it is vcsim writing its 40 MB answer for 5,000 VMs,
+        which it sends only once whole); plus the signal reaching the GUI thread;
       - model build: `build_tree` (the tree of nodes, sorted by name), on the GUI thread;
       - view: the model reset through the sort/filter proxy into the tree view, the view's
         expansion and column fitting, and the first paint.

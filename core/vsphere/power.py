@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from core.errors import VSphereError, VSphereStateError
 from core.vsphere.connection import VSphereClient
-from core.vsphere.inventory import parse_guest_nics
 from core.vsphere.models import GuestNic
 from core.vsphere.props import retrieve_one
 from core.vsphere.tasks import wait
+from core.vsphere.vmparts import parse_guest_nics
 
 POWER_TIMEOUT = 600.0
 POLL = 0.25

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from core.errors import VSphereNotFoundError
 from core.vsphere.connection import VSphereClient
-from core.vsphere.inventory import parse_disks, parse_snapshots
 from core.vsphere.models import Disk, Snapshot
 from core.vsphere.props import moref, retrieve_one
 from core.vsphere.tasks import Progress, wait
+from core.vsphere.vmparts import parse_disks, parse_snapshots
 
 SNAPSHOT_TIMEOUT = 1800.0  # a quiesced snapshot of a busy VM can take many minutes
 
