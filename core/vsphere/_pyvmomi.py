@@ -20,6 +20,7 @@ vmodl: Any = _vmodl
 SmartConnect: Any = _connect.SmartConnect
 Disconnect: Any = _connect.Disconnect
 ManagedObject: Any = _support.ManagedObject
+DataObject: Any = _support.DataObject
 SoapAdapter: Any = _soap
 GetWsdlType: Any = _support.GetWsdlType
 ParseISO8601: Any = _iso8601.ParseISO8601

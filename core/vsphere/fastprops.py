@@ -29,7 +29,7 @@ from typing import Any, TypeAlias
 
 from lxml import etree
 
-from core.vsphere._pyvmomi import GetWsdlType, ParseISO8601, SoapAdapter, vmodl
+from core.vsphere._pyvmomi import DataObject, GetWsdlType, ParseISO8601, SoapAdapter, vmodl
 from core.vsphere.connection import VSphereClient
 from core.vsphere.props import container_view, view_spec
 
@@ -118,28 +118,53 @@ _PRIMITIVES: dict[str, Callable[[str], Any]] = {
 }
 
 
-def value(el: Element, converters: Converters) -> Any:
-    """A property value as a plain Python value (see the module's docstring)."""
-    kind = xsi_type(el)
+def reader(converters: Converters) -> Callable[[Element], Any]:
+    """A function giving a property value (a ``val`` element) as a plain Python value (see the
+    module's docstring). How to read each xsi:type is settled at its first value and kept for
+    the answer: 80k values for 5,000 VMs, of a dozen types."""
+    handlers: dict[str, Callable[[Element], Any]] = {}
+
+    def read(el: Element) -> Any:
+        raw = el.get(XSI_TYPE) or ""
+        handle = handlers.get(raw)
+        if handle is None:
+            handle = handlers[raw] = _handler(local(raw) if raw else "", converters)
+        return handle(el)
+
+    return read
+
+
+def _handler(kind: str, converters: Converters) -> Callable[[Element], Any]:
     convert = converters.get(kind)
     if convert is not None:
-        return convert(el)
+        return convert
     if kind == "ManagedObjectReference":
-        return el.text or ""
+        return _text
     if kind.startswith("ArrayOf"):
         item = kind.removeprefix("ArrayOf")
         if item == "ManagedObjectReference":
-            return tuple(c.text or "" for c in el)
-        item = item[:1].lower() + item[1:]  # ArrayOfInt holds xsd:int, ArrayOfString strings
-        return tuple(_primitive(item, c, kind) for c in el)
-    return _primitive(kind, el, kind)
+            return _texts
+        _no_data_object(item, kind)
+        # ArrayOfInt holds xsd:int, ArrayOfString strings, ArrayOfXxxState enumeration values.
+        parse_item = _PRIMITIVES.get(item[:1].lower() + item[1:], str)
+        return lambda el: tuple(parse_item(c.text or "") for c in el)
+    _no_data_object(kind, kind)
+    parse = _PRIMITIVES.get(kind, str)  # strings and enumerations by default
+    return lambda el: parse(el.text or "")
 
 
-def _primitive(kind: str, el: Element, where: str) -> Any:
-    if len(el):
+def _no_data_object(kind: str, where: str) -> None:
+    cls = wsdl_class(kind) if kind else None
+    if cls is not None and issubclass(cls, DataObject):
         raise TypeError(f"no converter for the data object type {where!r} in this read")
-    parse = _PRIMITIVES.get(kind, str)  # strings and enumerations
-    return parse(el.text or "")
+
+
+def _text(el: Element) -> str:
+    return str(el.text or "")
+
+
+def _texts(el: Element) -> tuple[str, ...]:
+    return tuple(c.text or "" for c in el)
 
 
 # --- the call ---------------------------------------------------------------------------------
@@ -232,19 +257,20 @@ def _parse(resp: http.client.HTTPResponse, converters: Converters) -> Iterator[O
     parser = etree.XMLPullParser(
         events=("end",), tag=_RETURNVAL, resolve_entities=False, no_network=True
     )
+    read = reader(converters)
     try:
         while chunk := resp.read(_CHUNK):
             parser.feed(chunk)
-            yield from _ready(parser, converters)
+            yield from _ready(parser, read)
         parser.close()
     except etree.ParseError as e:
         raise http.client.HTTPException(f"an answer that is not whole XML ({e})") from e
-    yield from _ready(parser, converters)
+    yield from _ready(parser, read)
 
 
-def _ready(parser: Any, converters: Converters) -> Iterator[ObjectContent]:
+def _ready(parser: Any, read: Callable[[Element], Any]) -> Iterator[ObjectContent]:
     for _, el in parser.read_events():
-        yield _content(el, converters)
+        yield _content(el, read)
         # Drop the object and the empty ones before it: the tree never holds more than one.
         el.clear()
         parent = el.getparent()
@@ -252,7 +278,7 @@ def _ready(parser: Any, converters: Converters) -> Iterator[ObjectContent]:
             del parent[0]
 
 
-def _content(el: Element, converters: Converters) -> ObjectContent:
+def _content(el: Element, read: Callable[[Element], Any]) -> ObjectContent:
     """A ``returnval`` (ObjectContent): ``obj``, then ``propSet`` (``name``, ``val``) elements,
     then ``missingSet`` ones for properties the server could not read (skipped, as the pyVmomi
     reader skips them)."""
@@ -262,5 +288,5 @@ def _content(el: Element, converters: Converters) -> ObjectContent:
     props: Props = {}
     for ps in el.iterchildren(_PROPSET):
         name, val = ps  # the schema's sequence: name, then val
-        props[name.text or ""] = value(val, converters)
+        props[name.text or ""] = read(val)
     return ObjectContent(obj.get("type", ""), obj.text or "", props)
