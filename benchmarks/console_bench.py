@@ -17,7 +17,8 @@ Runs offscreen (QT_QPA_PLATFORM=offscreen unless a platform is set). Two parts:
       - model build: `build_tree` (the tree of nodes, sorted by name), on the GUI thread;
       - view: the model reset through the sort/filter proxy into the tree view, the view's
         expansion and column fitting, and the first paint.
-    "GUI part" is model + view: how long the GUI thread is busy (target < 2 s). Also timed: a
+    The target is the whole of it: Reload Inventory -> tree painted under 2 s for 5,000 VMs.
+    "GUI part" is model + view: how long the GUI thread is busy (also < 2 s). Also timed: a
     filter typed into the filter box (one VM name; the tree filters and expands) and the switch
     to VMs and Templates (a rebuild).
 
@@ -225,7 +226,8 @@ def inventory_part(vms: int, work: Path) -> dict[str, float]:
             say(
                 f"  Reload Inventory -> tree painted: {total:.2f} s = vSphere read "
                 f"{read_side:.2f} s (read_inventory itself {clock.read:.2f} s) + model build "
-                f"{build:.2f} s + view {view_time:.2f} s"
+                f"{build:.2f} s + view {view_time:.2f} s  "
+                f"[target < 2 s: {'met' if total < 2 else 'MISSED'}]"
             )
             say(
                 f"  GUI part (model + view, GUI thread busy): {gui:.2f} s  "
