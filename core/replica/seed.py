@@ -19,10 +19,10 @@ from core import blocks
 from core.errors import DiskFormatError, ReplicaError
 from core.replica.chain import PointInfo, ReplicaChain
 from core.replica.manifest import MANIFEST_NAME, Manifest
+from core.replica.scan import scan_image
 from core.vmdk.image import open_disk
 
 SEED_PREFIX = "seed:"
-_CHUNK = 32 << 20
 
 
 def is_seed(source: str) -> bool:
@@ -43,24 +43,16 @@ def seed_chain(folder: Path, disk: Path, block_size: int) -> PointInfo:
         ) as chain:
             writer = chain.begin_point()
             try:
-                size = image.size
                 digests = np.empty(
-                    (blocks.block_count(size, block_size), blocks.DIGEST_SIZE), dtype=np.uint8
+                    (blocks.block_count(image.size, block_size), blocks.DIGEST_SIZE),
+                    dtype=np.uint8,
                 )
-                chunk = max(block_size, (_CHUNK // block_size) * block_size)
-                buf = bytearray(chunk)
-                pos = 0
-                while pos < size:
-                    n = min(chunk, size - pos)
-                    view = memoryview(buf)[:n]
-                    image.readinto(pos, view)
-                    scan = blocks.scan(view, block_size)
+                for pos, view, scan in scan_image(image, block_size):
                     first = pos // block_size
                     digests[first : first + scan.digests.shape[0]] = scan.digests
                     for i in np.flatnonzero(~scan.zero):
                         start = int(i) * block_size
                         writer.write(pos + start, view[start : start + block_size])
-                    pos += n
                 return writer.commit(digests, source)
             except BaseException:
                 writer.abort()

@@ -19,6 +19,7 @@ from core import blocks
 from core.errors import ReplicaDeskError, TargetFullError, UsageError
 from core.fsutil import is_enospc, pwrite_all
 from core.replica.chain import ReplicaChain
+from core.replica.scan import scan_image
 from core.vmdk.image import DiskImage, open_disk
 
 CHUNK = 32 << 20
@@ -37,20 +38,12 @@ class PointCheck:
 def _digest_image(
     image: DiskImage, block_size: int, progress: ProgressFn | None = None
 ) -> np.ndarray:
-    size = image.size
-    chunk = max(block_size, (CHUNK // block_size) * block_size)
-    out = np.empty((blocks.block_count(size, block_size), blocks.DIGEST_SIZE), dtype=np.uint8)
-    buf = bytearray(chunk)
-    pos = 0
-    while pos < size:
-        n = min(chunk, size - pos)
-        view = memoryview(buf)[:n]
-        image.readinto(pos, view)
-        d = blocks.scan(view, block_size).digests
-        out[pos // block_size : pos // block_size + d.shape[0]] = d
-        pos += n
+    out = np.empty((blocks.block_count(image.size, block_size), blocks.DIGEST_SIZE), dtype=np.uint8)
+    for pos, view, scan in scan_image(image, block_size):
+        first = pos // block_size
+        out[first : first + scan.digests.shape[0]] = scan.digests
         if progress:
-            progress(n)
+            progress(len(view))
     return out
 
 
