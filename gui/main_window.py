@@ -35,6 +35,7 @@ from core.model.job import ReplicationJob
 from core.model.runs import Session
 from core.store.store import Store
 from gui import format as fmt
+from gui.add_to_job import AddToJob
 from gui.disaster_recovery import DisasterRecovery
 from gui.models.infra import ProxiesModel, RepositoriesModel, ServersModel
 from gui.models.inventory import InventoryModel
@@ -134,6 +135,8 @@ class MainWindow(QMainWindow):
         self._make_menus()
         self._make_status_bar()
         self._connect()
+        # "Add to Replication Job" from the Inventory view, and drops on the Jobs view.
+        self.add_to_job = AddToJob(self)
         self.show_page(Page.JOBS)
 
     # -- construction ------------------------------------------------------------------------------
@@ -141,7 +144,8 @@ class MainWindow(QMainWindow):
     def _make_views(self) -> None:
         self.jobs_view = RecordTable(
             self.jobs_model,
-            empty_text="No replication jobs yet. Create one with New Replication Job (Ctrl+N).",
+            empty_text="No replication jobs yet. Create one with New Replication Job (Ctrl+N), "
+            "or drag VMs here from the Inventory.",
             filter_hint="Filter jobs",
         )
         self.ready_view = ReplicasView(
@@ -380,8 +384,8 @@ class MainWindow(QMainWindow):
             self.page_shortcuts[page] = action
         go.addSeparator()
         go.addAction(self.act_filter)
-        inventory_menu = bar.addMenu("&Inventory")
-        inventory_menu.addAction(self.act_reload_inventory)
+        self.inventory_menu = bar.addMenu("&Inventory")
+        self.inventory_menu.addAction(self.act_reload_inventory)
         self.dr.add_menus(bar)
 
     def _make_status_bar(self) -> None:
@@ -557,13 +561,14 @@ class MainWindow(QMainWindow):
         )
 
     def new_job(self) -> JobWizard:
-        return self._open_wizard(None)
+        return self.open_wizard(None)
 
     def edit_selected_job(self) -> JobWizard | None:
         jobs = self.selected_jobs()
-        return self._open_wizard(jobs[0].job) if len(jobs) == 1 else None
+        return self.open_wizard(jobs[0].job) if len(jobs) == 1 else None
 
-    def _open_wizard(self, job: ReplicationJob | None) -> JobWizard:
+    def open_wizard(self, job: ReplicationJob | None) -> JobWizard:
+        """The job wizard for `job` (None: a new job), or the one already open."""
         if self.job_wizard is not None:
             self.job_wizard.raise_()
             self.job_wizard.activateWindow()

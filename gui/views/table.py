@@ -1,5 +1,6 @@
 """`RecordTable`: a filter box over a sortable table of a `RecordTableModel`, with an empty-state
-text, a context menu of the page's actions and double-click/Enter to open a row.
+text, a context menu of the page's actions and double-click/Enter to open a row; optionally a
+drop target for what its model takes (`accept_drops`: onto a row, or onto empty space).
 
 Shared by every table view (jobs, sessions, replicas, restore points, infrastructure), so they
 behave alike: same sorting, same filtering, same keyboard.
@@ -172,6 +173,17 @@ class RecordTable(QWidget):
             if column.width:
                 width = max(width, metrics.horizontalAdvance("x" * column.width))
             header.resizeSection(c, min(width, 420))
+
+    def accept_drops(self) -> None:
+        """Take the drops the model takes (its `mimeTypes`, `canDropMimeData`): onto a row,
+        which is framed while dragged over, or onto empty space; never between rows. Other
+        drags are refused at once, so no drop indicator shows for them."""
+        view = self.view
+        view.setAcceptDrops(True)
+        view.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
+        view.setDragDropOverwriteMode(True)
+        view.setDropIndicatorShown(True)
+        view.setDefaultDropAction(Qt.DropAction.CopyAction)
 
     def _opened(self, index: QModelIndex) -> None:
         if index.isValid():

@@ -11,10 +11,15 @@ writes the database. `jobSaved` then tells the main window, which runs the job i
 Inventories: the source tree starts with what the console has loaded; a server the console has
 not read yet, and the target server every time it is chosen (free space and networks matter),
 are read by `InventoryWorker`s. Cancel stores nothing.
+
+`add_objects` is how the main window's "Add to Replication Job" (and drops on its Jobs view)
+hand VMs and containers to the wizard: it walks to the Virtual machines step and adds them
+there (gui.wizard.adding), saying on that step what was added.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
 
 from PySide6.QtCore import Qt, Signal
@@ -32,6 +37,8 @@ from core.errors import InvalidSettingError
 from core.model.job import ReplicationJob
 from core.store.store import Store
 from core.vsphere.models import Inventory
+from gui.models.inventory import DraggedObject
+from gui.wizard.adding import Added, add_to_vms_page
 from gui.wizard.base import WizardPage
 from gui.wizard.context import SaveJobWorker, WizardContext
 from gui.wizard.fields import built
@@ -186,6 +193,38 @@ class JobWizard(QWizard):
                 font.setBold(True)
                 item.setFont(font)
             self.steps.addItem(item)
+
+    def go_to(self, step: Step) -> None:
+        """Walk to `step` as Back and Next do (each Next checks its page: a page that refuses
+        keeps the wizard where it is, with the reason shown)."""
+        while self.currentId() > int(step) and self.currentId() != self.startId():
+            self.back()
+        while self.currentId() < int(step):
+            before = self.currentId()
+            self.next()
+            if self.currentId() == before:
+                return
+
+    def free_name(self) -> str:
+        """The first "Replication Job N" no job has (a new job's name until the user types)."""
+        n = 1
+        while f"Replication Job {n}" in self.context.jobs:
+            n += 1
+        return f"Replication Job {n}"
+
+    def add_objects(self, objects: Sequence[DraggedObject]) -> Added:
+        """VMs and containers from the main window: shown on the Virtual machines step, added to
+        its list (nothing is stored before Finish). A new job without a name gets a free one,
+        so the Name step lets the wizard through; it stays editable."""
+        if self.original is None and not self.name_page.name.text():
+            self.name_page.name.setText(self.free_name())
+        self.go_to(Step.VMS)
+        server = self.original.source.server if self.original is not None else ""
+        added = add_to_vms_page(self.vms_page, objects, server)
+        self.vms_page.say(added.text, error=not added.added)
+        if self.currentId() != int(Step.VMS):
+            self.say(added.text, error=not added.added)
+        return added
 
     def say(self, text: str, error: bool = True) -> None:
         """A message at the bottom of the current step (errors no field of it claims, or the

@@ -1,6 +1,7 @@
 """The New Replication Job wizard on the lab: a job made by dragging VMs from the inventory
 trees (the wizard's own and the main window's), run from Finish, watched to its end; bad input
-refused beside the field with the model's reason; Edit job round trip; Cancel stores nothing.
+refused beside the field with the model's reason; Edit job round trip; Cancel stores nothing;
+"Add to Replication Job" from the Inventory view and drops on the Jobs view (gui.add_to_job).
 
 Drags are delivered as the events a drag ends in (drag enter, move, drop on the list's
 viewport) carrying the MIME data the source tree's model makes for the selected rows.
@@ -15,8 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 from PySide6.QtCore import QMimeData, QModelIndex, QPoint, QPointF, Qt
-from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QWizard
+from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QWizard
 from pytestqt.qtbot import QtBot
 
 from core.lab.lab import LabState
@@ -31,6 +32,7 @@ from core.model.seeding import ReplicaMapping, Seeding
 from core.store.store import Store
 from gui.main_window import MainWindow, Page
 from gui.models.inventory import MIME_OBJECTS, DraggedObject
+from gui.models.jobs import JobsModel
 from gui.render import Relay
 from gui.render_wizard import tree_index
 from gui.views.session import SessionWindow
@@ -430,3 +432,209 @@ def test_seeding_and_guest_processing_steps(
     assert stored.settings.quiesce
     assert stored.settings.quiesce_failure == QuiesceFailure.CONTINUE
     assert grown.moref != copy.moref
+
+
+# -- "Add to Replication Job" from the Inventory view, and drops on the Jobs view ------------------
+
+
+def existing_job(qtbot: QtBot, window: MainWindow, store: Store, lab: LabState) -> ReplicationJob:
+    """A stored job of dc01 and the Apps/Web folder (web 02 (canary) is in it), shown."""
+    job = lab_job(lab, "Existing", ("dc01",), folders=("Apps/Web",))
+    store.jobs.add(job)
+    window.watcher.refresh()
+    qtbot.waitUntil(lambda: window.jobs_model.row_of(job.name) >= 0, timeout=10_000)
+    return job
+
+
+def select_in_inventory(window: MainWindow, server: str, vms: tuple[str, ...]) -> None:
+    """Select `vms` (multi-select) in the main window's Inventory view."""
+    window.show_page(Page.INVENTORY)
+    view = window.inventory_view
+    view.tree.clearSelection()
+    sel = view.tree.selectionModel()
+    for name in vms:
+        index = view.proxy.mapFromSource(tree_index(window.inventory_model, server, name))
+        sel.select(index, sel.SelectionFlag.Select | sel.SelectionFlag.Rows)
+    assert len(view.selected_nodes()) == len(vms)
+
+
+def add_to_job_menu(qtbot: QtBot, window: MainWindow, entry: str) -> JobWizard:
+    """The right-click menu's "Add to Replication Job" > `entry`; the wizard it opens."""
+    action = window.add_to_job.action
+    assert action in window.inventory_view.tree.actions() and action.isEnabled()
+    menu = action.menu()
+    menu.popup(window.inventory_view.tree.mapToGlobal(QPoint(20, 20)))  # fills it
+    [item] = [a for a in menu.actions() if a.text() == entry]
+    with qtbot.waitSignal(window.add_to_job.added, timeout=10_000) as added:
+        item.trigger()
+    menu.hide()
+    wizard = added.args[0]
+    assert isinstance(wizard, JobWizard) and wizard is window.job_wizard
+    return wizard
+
+
+def finish(qtbot: QtBot, wizard: JobWizard) -> None:
+    while wizard.currentId() != Step.SUMMARY:
+        before = wizard.currentId()
+        wizard.next()
+        assert wizard.currentId() != before, wizard.currentPage().message.text()
+    with qtbot.waitSignal(wizard.jobSaved, timeout=10_000):
+        wizard.button(QWizard.WizardButton.FinishButton).click()
+
+
+def test_add_to_job_from_the_inventory_view_saves_on_finish(
+    qtbot: QtBot, window: MainWindow, store: Store, lab: LabState
+) -> None:
+    original = existing_job(qtbot, window, store, lab)
+    prod = lab.production.address
+    # dc01 is in the job, web 02 (canary) in its folder: only the other two are added.
+    select_in_inventory(window, prod, ("dc01", "web 02 (canary)", "app+cache", "db #2 & replica"))
+    assert window.add_to_job.action in window.toolbar.actions()
+    wizard = add_to_job_menu(qtbot, window, "Existing")
+    assert wizard.windowTitle() == "Edit Replication Job"
+    assert wizard.currentId() == Step.VMS
+    page = wizard.vms_page
+    listed = names(page.objects)
+    assert listed[:2] == ["dc01", "Web"] and set(listed[2:]) == {"app+cache", "db #2 & replica"}
+    said = page.message.text()
+    assert said.startswith(f"Added from the Inventory: {listed[2]}, {listed[3]}.")
+    assert "Already in the job: dc01, web 02 (canary) (through Web)." in said
+    assert page.message.isVisibleTo(page)
+    assert "app+cache" in window.statusBar().currentMessage()
+    assert store.jobs.get("Existing") == original  # nothing stored before Finish
+    # Again, with the wizard open: the same job's wizard takes them, nothing is doubled.
+    again = add_to_job_menu(qtbot, window, "Existing")
+    assert again is wizard and len(page.objects.items) == 4
+    assert page.message.text().startswith("Nothing added from the Inventory.")
+    finish(qtbot, wizard)
+    stored = store.jobs.get("Existing")
+    assert [o.name for o in stored.source.objects] == listed
+    assert stored == dataclasses.replace(
+        original,
+        source=dataclasses.replace(original.source, objects=stored.source.objects),
+    )
+
+
+def test_add_to_job_then_cancel_leaves_the_job_as_it_was(
+    qtbot: QtBot, window: MainWindow, store: Store, lab: LabState
+) -> None:
+    original = existing_job(qtbot, window, store, lab)
+    select_in_inventory(window, lab.production.address, ("app+cache",))
+    wizard = add_to_job_menu(qtbot, window, "Existing")
+    assert names(wizard.vms_page.objects) == ["dc01", "Web", "app+cache"]
+    with qtbot.waitSignal(wizard.rejected, timeout=5_000):
+        wizard.button(QWizard.WizardButton.CancelButton).click()
+    assert window.job_wizard is None
+    assert store.jobs.get("Existing") == original
+    assert store.jobs.names() == ["Existing"]
+    # New Replication Job...: a free name, on the VMs step; cancelled, nothing is stored.
+    wizard = add_to_job_menu(qtbot, window, "New Replication Job...")
+    assert wizard.windowTitle() == "New Replication Job" and wizard.currentId() == Step.VMS
+    assert wizard.name_page.name.text() == "Replication Job 1"
+    assert names(wizard.vms_page.objects) == ["app+cache"]
+    wizard.reject()
+    assert store.jobs.names() == ["Existing"]
+
+
+def drag_on_jobs(window: MainWindow, mime: QMimeData, at: QPoint) -> QDragMoveEvent:
+    """Enter and move over the Jobs view's table at `at`; the move event (accepted or not)."""
+    port = window.jobs_view.view.viewport()
+    actions, buttons = Qt.DropAction.CopyAction, Qt.MouseButton.LeftButton
+    mods = Qt.KeyboardModifier.NoModifier
+    enter = QDragEnterEvent(QPointF(at), actions, mime, buttons, mods)
+    QApplication.sendEvent(port, enter)
+    move = QDragMoveEvent(QPointF(at), actions, mime, buttons, mods)
+    if enter.isAccepted():
+        QApplication.sendEvent(port, move)
+    return move
+
+
+def drop_on_jobs(window: MainWindow, mime: QMimeData, at: QPoint) -> None:
+    move = drag_on_jobs(window, mime, at)
+    assert move.isAccepted(), "the Jobs view refused the drag"
+    port = window.jobs_view.view.viewport()
+    drop_event = QDropEvent(
+        QPointF(at),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(port, drop_event)
+    assert drop_event.isAccepted()
+
+
+def inventory_mime(window: MainWindow, server: str, vms: tuple[str, ...]) -> QMimeData:
+    """What dragging `vms` from the main window's Inventory view carries."""
+    model = window.inventory_model
+    return model.mimeData([tree_index(model, server, name) for name in vms])
+
+
+def test_drops_on_the_jobs_view(
+    qtbot: QtBot, window: MainWindow, store: Store, lab: LabState
+) -> None:
+    original = existing_job(qtbot, window, store, lab)
+    prod, dr = lab.production.address, lab.dr.address
+    window.show_page(Page.JOBS)
+    view = window.jobs_view.view
+    row = window.jobs_view.proxy.index(0, JobsModel.OBJECTS)
+    on_row = view.visualRect(row).center()
+    empty = QPoint(view.viewport().width() // 2, view.viewport().height() - 10)
+    assert view.indexAt(empty).isValid() is False
+
+    # Another application's drag: refused at once, no drop indicator.
+    foreign = QMimeData()
+    foreign.setText("dc01")
+    foreign.setData("application/x-other-app-vms", b'[{"name": "dc01"}]')
+    assert not drag_on_jobs(window, foreign, on_row).isAccepted()
+    assert view.state() != QAbstractItemView.State.DraggingState
+    # Ours, over a job's row: the row is the drop indicator.
+    mime = inventory_mime(window, prod, ("app+cache", "dc01"))
+    assert drag_on_jobs(window, mime, on_row).isAccepted()
+    assert view.dropIndicatorPosition() == QAbstractItemView.DropIndicatorPosition.OnItem
+    view.dragLeaveEvent(QDragLeaveEvent())
+
+    # Onto the job's row: its Edit wizard, on the VMs step, with app+cache added once.
+    with qtbot.waitSignal(window.add_to_job.added, timeout=10_000) as added:
+        drop_on_jobs(window, mime, on_row)
+    wizard = added.args[0]
+    assert isinstance(wizard, JobWizard) and wizard.original == original
+    assert wizard.currentId() == Step.VMS
+    assert names(wizard.vms_page.objects) == ["dc01", "Web", "app+cache"]
+    # A wizard open for this job: a drop on empty space (a new job) is refused, said so.
+    with qtbot.waitSignal(window.add_to_job.refused, timeout=10_000) as refused:
+        drop_on_jobs(window, inventory_mime(window, prod, ("50% batch",)), empty)
+    assert "open for job Existing" in str(refused.args[0])
+    assert names(wizard.vms_page.objects) == ["dc01", "Web", "app+cache"]
+    wizard.reject()
+    assert store.jobs.get("Existing") == original
+
+    # Objects of the DR site are not the job's source server's: refused, no wizard opened.
+    dr_host = window.inventory_model.inventories[dr].hosts[0]
+    dr_mime = window.inventory_model.mimeData([window.inventory_model.find(dr_host.moref, dr)])
+    with qtbot.waitSignal(window.add_to_job.refused, timeout=10_000) as refused:
+        drop_on_jobs(window, dr_mime, on_row)
+    message = str(refused.args[0])
+    assert f"source server {prod}" in message and dr in message
+    assert window.job_wizard is None
+    assert message in window.statusBar().currentMessage()
+
+    # Onto empty space: the New Replication Job wizard with them.
+    with qtbot.waitSignal(window.add_to_job.added, timeout=10_000) as added:
+        drop_on_jobs(window, inventory_mime(window, prod, ("50% batch", "app+cache")), empty)
+    wizard = added.args[0]
+    assert isinstance(wizard, JobWizard) and wizard.original is None
+    assert wizard.currentId() == Step.VMS
+    assert names(wizard.vms_page.objects) == ["50% batch", "app+cache"]
+    wizard.vms_page.objects.remove([0])
+    wizard.go_to(Step.NAME)
+    wizard.name_page.name.setText("Dropped on the Jobs view")
+    wizard.next()
+    wizard.next()
+    dest = wizard.destination_page
+    dest.server.setCurrentIndex(dest.server.findData(dr))
+    qtbot.waitUntil(lambda: not wizard.loading and dest.target.count() > 0, timeout=30_000)
+    finish(qtbot, wizard)
+    stored = store.jobs.get("Dropped on the Jobs view")
+    assert [o.name for o in stored.source.objects] == ["app+cache"]
+    assert stored.source.server == prod
