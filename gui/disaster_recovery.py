@@ -79,6 +79,18 @@ OP_SHORTCUTS = {
     Op.TEST_FAILOVER: "Ctrl+Shift+T",
     Op.TEST_CLEANUP: "Ctrl+Shift+L",
 }
+# The Replica menu's entries, each with a mnemonic of its own (Alt+R, then the letter).
+OP_LABELS = {
+    Op.FAILOVER: "Failover &Now",
+    Op.PLANNED_FAILOVER: "&Planned Failover",
+    Op.UNDO_FAILOVER: "&Undo Failover",
+    Op.PERMANENT_FAILOVER: "Per&manent Failover",
+    Op.FAILBACK: "&Failback",
+    Op.COMMIT_FAILBACK: "&Commit Failback",
+    Op.UNDO_FAILBACK: "Un&do Failback",
+    Op.TEST_FAILOVER: "&Test Failover",
+    Op.TEST_CLEANUP: "Test C&leanup",
+}
 PLAN_ACTION_WORDS = {
     PlanAction.RUN: "fail over",
     PlanAction.UNDO: "undo the failover of",
@@ -133,7 +145,7 @@ class DisasterRecovery(QObject):
     def _make_actions(self) -> None:
         self.op_actions: dict[Op, QAction] = {}
         for op in ORDER:
-            action = self._action(str(op), OP_ICONS[op], OP_SHORTCUTS[op], SPECS[op].tip)
+            action = self._action(OP_LABELS[op], OP_ICONS[op], OP_SHORTCUTS[op], SPECS[op].tip)
             action.triggered.connect(lambda _c=False, o=op: self.confirm(o))
             self.op_actions[op] = action
         a = self._action
@@ -149,7 +161,7 @@ class DisasterRecovery(QObject):
         )
         self.act_delete_plan = a("&Delete Plan", SP.SP_TrashIcon, "", "Delete the selected plan")
         self.act_readiness = a(
-            "Readiness &Report",
+            "Re&adiness Report",
             SP.SP_MessageBoxInformation,
             "Ctrl+Shift+Y",
             "What blocks the plan, how to fix it, and the estimated recovery time",

@@ -4,7 +4,8 @@ Navigation follows the backup consoles administrators know: Home (Jobs, Replicas
 Active, Last 24 hours), Inventory, Backup infrastructure (managed servers, backup proxies,
 repositories), History. The toolbar shows the actions of the current page; they are enabled by
 what is selected, and the same actions are in the right-click menus and the menu bar, each
-with a shortcut (Ctrl+1... goes to a page, Ctrl+F to its filter box).
+with a shortcut (Ctrl+1... goes to a page and puts the keyboard in its table, Ctrl+F in its
+filter box); every menu entry has a mnemonic of its own.
 
 The window owns the store's `StoreWatcher` (every table's data) and the `Workers` (runs and
 inventory reads); it connects their signals to the models and turns actions into requests. It
@@ -92,6 +93,19 @@ PAGE_ORDER = (
     Page.HISTORY,
 )
 PAGE_ROLE = Qt.ItemDataRole.UserRole + 1
+# The Go menu's entries, each with a mnemonic of its own (Alt+G, then the letter).
+GO_LABELS = {
+    Page.JOBS: "&Jobs",
+    Page.REPLICAS_READY: "Replicas: &Ready",
+    Page.REPLICAS_ACTIVE: "Replicas: &Active",
+    Page.PLANS: "Failover &Plans",
+    Page.LAST_24H: "&Last 24 Hours",
+    Page.INVENTORY: "&Inventory",
+    Page.SERVERS: "Managed &Servers",
+    Page.PROXIES: "Backup Pr&oxies",
+    Page.REPOSITORIES: "Reposi&tories",
+    Page.HISTORY: "&History",
+}
 
 
 def _utcnow() -> dt.datetime:
@@ -261,10 +275,12 @@ class MainWindow(QMainWindow):
             "Ctrl+L",
             "Read the inventory of every managed server again",
         )
+        # F5, not QKeySequence.Refresh: under GNOME that is also Ctrl+R, Run Job's shortcut,
+        # and Qt ignores a shortcut two actions share.
         self.act_refresh = self._action(
             "Re&fresh",
             sp.SP_BrowserReload,
-            QKeySequence.StandardKey.Refresh,
+            "F5",
             "Read jobs, sessions, replicas and the infrastructure from the database now",
         )
         self.act_filter = self._action(
@@ -375,10 +391,9 @@ class MainWindow(QMainWindow):
         go = bar.addMenu("&Go")
         self.page_shortcuts: dict[Page, QAction] = {}
         for n, page in enumerate(PAGE_ORDER, start=1):
-            label = f"Replicas: {page}" if page in REPLICA_PAGES else str(page)
-            action = QAction(label, self)
+            action = QAction(GO_LABELS[page], self)
             action.setShortcut(QKeySequence(f"Ctrl+{n % 10}"))
-            action.triggered.connect(lambda _checked=False, p=page: self.show_page(p))
+            action.triggered.connect(lambda _checked=False, p=page: self.go_to(p))
             self.addAction(action)
             go.addAction(action)
             self.page_shortcuts[page] = action
@@ -466,6 +481,17 @@ class MainWindow(QMainWindow):
             self.toolbar.addAction(self.act_refresh)
         self._update_actions()
         self.pageChanged.emit(str(page))
+
+    def go_to(self, page: Page) -> None:
+        """Show `page` with the keyboard in its table (or tree), as Ctrl+1... do."""
+        self.show_page(page)
+        widget = self.pages[page]
+        if isinstance(widget, RecordTable):
+            widget.view.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        elif isinstance(widget, ReplicasView | InfrastructureView | PlansView):
+            widget.table.view.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        elif isinstance(widget, InventoryView):
+            widget.tree.setFocus(Qt.FocusReason.ShortcutFocusReason)
 
     def focus_filter(self) -> None:
         widget = self.pages[self.page]
