@@ -29,7 +29,7 @@ from gui.wizard.wizard import JobWizard
 if TYPE_CHECKING:
     from gui.main_window import MainWindow
 
-NEW_JOB = "New Replication Job..."
+NEW_JOB = "&New Replication Job..."
 SHORTCUT = "Ctrl+J"
 
 
@@ -99,7 +99,8 @@ class AddToJob(QObject):
         self.menu.clear()
         rows = sorted(self.window.jobs_model.records(), key=lambda r: r.name.casefold())
         for row in rows:
-            item = self.menu.addAction(row.name)
+            item = self.menu.addAction(row.name.replace("&", "&&"))  # a name, not a mnemonic
+            item.setData(row.name)
             item.setStatusTip(
                 f"Open {row.name} in the job wizard with the selection added "
                 f"(its VMs come from {row.job.source.server})"
@@ -108,6 +109,7 @@ class AddToJob(QObject):
         if rows:
             self.menu.addSeparator()
         new = self.menu.addAction(NEW_JOB)
+        new.setData("")
         new.setStatusTip("Open the New Replication Job wizard with the selection added")
         new.triggered.connect(lambda _c=False: self.add_selection(""))
 

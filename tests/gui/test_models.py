@@ -9,7 +9,7 @@ import json
 import re
 
 import pytest
-from PySide6.QtCore import QMimeData, Qt
+from PySide6.QtCore import QMimeData, QModelIndex, Qt
 
 from core.errors import InvalidSettingError
 from core.jobs.events import TaskProgress
@@ -29,6 +29,7 @@ from gui.models.inventory import (
 from gui.models.jobs import JobsModel
 from gui.models.replicas import ReplicasModel, RestorePointsModel
 from gui.models.sessions import LogModel, SessionsModel, TasksModel, log_lines
+from gui.render import Relay
 from gui.snapshot import read_home, read_session
 from tests.gui.conftest import IDLE_JOB, JOB, JOB_VMS, Ran
 
@@ -227,6 +228,43 @@ def test_inventory_tree_both_ways_and_drag_payload(ran: Ran) -> None:
     ]
     assert {d.server for d in dropped} == {ran.lab.production.address}
     assert not model.flags(server) & Qt.ItemFlag.ItemIsDragEnabled
+
+
+def test_jobs_model_takes_inventory_drops_onto_a_job_or_empty_space(ran: Ran) -> None:
+    """Through the sorting proxy, as the Jobs view drops: the job's name from the row dropped
+    onto, "" for empty space; other MIME types never; an unreadable payload refused in words."""
+    model = JobsModel()
+    model.set_rows(read_home(ran.store).jobs)
+    proxy = RecordFilterProxy(model)
+    proxy.sort(JobsModel.NAME, Qt.SortOrder.DescendingOrder)
+    dropped, refused = Relay(model.objectsDropped), Relay(model.dropRefused)
+    prod, _dr = inventories(ran.lab)
+    tree = InventoryModel()
+    tree.set_inventory(ran.lab.production.address, prod)
+    vm = prod.vms_named("app+cache")[0]
+    mime = tree.mimeData([tree.find(vm.moref)])
+    copy = Qt.DropAction.CopyAction
+    foreign = QMimeData()
+    foreign.setText("app+cache")
+    for row in range(proxy.rowCount()):
+        index = proxy.index(row, JobsModel.OBJECTS)
+        assert proxy.flags(index) & Qt.ItemFlag.ItemIsDropEnabled
+        assert proxy.canDropMimeData(mime, copy, -1, -1, index)
+        assert not proxy.canDropMimeData(foreign, copy, -1, -1, index)
+        assert proxy.dropMimeData(mime, copy, -1, -1, index)
+        objects, job = dropped.args
+        assert isinstance(objects, list)
+        assert job == proxy.index(row, JobsModel.NAME).data()
+        assert [(o.server, o.ref.moref) for o in objects] == [
+            (ran.lab.production.address, vm.moref)
+        ]
+    assert dropped.count == 2 and {IDLE_JOB, JOB} == {proxy.record(r).name for r in range(2)}
+    assert proxy.dropMimeData(mime, copy, -1, -1, QModelIndex())
+    assert dropped.args[1] == ""
+    bad = QMimeData()
+    bad.setData(MIME_OBJECTS, b"[{")
+    assert not proxy.dropMimeData(bad, copy, -1, -1, QModelIndex())
+    assert dropped.count == 3 and "unreadable" in str(refused.args[0])
 
 
 @pytest.mark.parametrize(

@@ -437,9 +437,12 @@ def test_seeding_and_guest_processing_steps(
 # -- "Add to Replication Job" from the Inventory view, and drops on the Jobs view ------------------
 
 
+EXISTING = "Web & DB"  # a name with "&", which a menu would take for a mnemonic
+
+
 def existing_job(qtbot: QtBot, window: MainWindow, store: Store, lab: LabState) -> ReplicationJob:
     """A stored job of dc01 and the Apps/Web folder (web 02 (canary) is in it), shown."""
-    job = lab_job(lab, "Existing", ("dc01",), folders=("Apps/Web",))
+    job = lab_job(lab, EXISTING, ("dc01",), folders=("Apps/Web",))
     store.jobs.add(job)
     window.watcher.refresh()
     qtbot.waitUntil(lambda: window.jobs_model.row_of(job.name) >= 0, timeout=10_000)
@@ -458,13 +461,16 @@ def select_in_inventory(window: MainWindow, server: str, vms: tuple[str, ...]) -
     assert len(view.selected_nodes()) == len(vms)
 
 
-def add_to_job_menu(qtbot: QtBot, window: MainWindow, entry: str) -> JobWizard:
-    """The right-click menu's "Add to Replication Job" > `entry`; the wizard it opens."""
+def add_to_job_menu(qtbot: QtBot, window: MainWindow, job: str) -> JobWizard:
+    """The right-click menu's "Add to Replication Job" > `job` ("": New Replication Job...);
+    the wizard it opens."""
     action = window.add_to_job.action
     assert action in window.inventory_view.tree.actions() and action.isEnabled()
-    menu = action.menu()
+    menu = window.add_to_job.menu
+    assert action.menu() is menu
     menu.popup(window.inventory_view.tree.mapToGlobal(QPoint(20, 20)))  # fills it
-    [item] = [a for a in menu.actions() if a.text() == entry]
+    [item] = [a for a in menu.actions() if not a.isSeparator() and a.data() == job]
+    assert item.text() == (job.replace("&", "&&") if job else "&New Replication Job...")
     with qtbot.waitSignal(window.add_to_job.added, timeout=10_000) as added:
         item.trigger()
     menu.hide()
@@ -477,7 +483,7 @@ def finish(qtbot: QtBot, wizard: JobWizard) -> None:
     while wizard.currentId() != Step.SUMMARY:
         before = wizard.currentId()
         wizard.next()
-        assert wizard.currentId() != before, wizard.currentPage().message.text()
+        assert wizard.currentId() != before, wizard.step_pages[Step(before)].message.text()
     with qtbot.waitSignal(wizard.jobSaved, timeout=10_000):
         wizard.button(QWizard.WizardButton.FinishButton).click()
 
@@ -490,7 +496,7 @@ def test_add_to_job_from_the_inventory_view_saves_on_finish(
     # dc01 is in the job, web 02 (canary) in its folder: only the other two are added.
     select_in_inventory(window, prod, ("dc01", "web 02 (canary)", "app+cache", "db #2 & replica"))
     assert window.add_to_job.action in window.toolbar.actions()
-    wizard = add_to_job_menu(qtbot, window, "Existing")
+    wizard = add_to_job_menu(qtbot, window, EXISTING)
     assert wizard.windowTitle() == "Edit Replication Job"
     assert wizard.currentId() == Step.VMS
     page = wizard.vms_page
@@ -501,13 +507,13 @@ def test_add_to_job_from_the_inventory_view_saves_on_finish(
     assert "Already in the job: dc01, web 02 (canary) (through Web)." in said
     assert page.message.isVisibleTo(page)
     assert "app+cache" in window.statusBar().currentMessage()
-    assert store.jobs.get("Existing") == original  # nothing stored before Finish
+    assert store.jobs.get(EXISTING) == original  # nothing stored before Finish
     # Again, with the wizard open: the same job's wizard takes them, nothing is doubled.
-    again = add_to_job_menu(qtbot, window, "Existing")
+    again = add_to_job_menu(qtbot, window, EXISTING)
     assert again is wizard and len(page.objects.items) == 4
     assert page.message.text().startswith("Nothing added from the Inventory.")
     finish(qtbot, wizard)
-    stored = store.jobs.get("Existing")
+    stored = store.jobs.get(EXISTING)
     assert [o.name for o in stored.source.objects] == listed
     assert stored == dataclasses.replace(
         original,
@@ -520,20 +526,20 @@ def test_add_to_job_then_cancel_leaves_the_job_as_it_was(
 ) -> None:
     original = existing_job(qtbot, window, store, lab)
     select_in_inventory(window, lab.production.address, ("app+cache",))
-    wizard = add_to_job_menu(qtbot, window, "Existing")
+    wizard = add_to_job_menu(qtbot, window, EXISTING)
     assert names(wizard.vms_page.objects) == ["dc01", "Web", "app+cache"]
     with qtbot.waitSignal(wizard.rejected, timeout=5_000):
         wizard.button(QWizard.WizardButton.CancelButton).click()
     assert window.job_wizard is None
-    assert store.jobs.get("Existing") == original
-    assert store.jobs.names() == ["Existing"]
+    assert store.jobs.get(EXISTING) == original
+    assert store.jobs.names() == [EXISTING]
     # New Replication Job...: a free name, on the VMs step; cancelled, nothing is stored.
-    wizard = add_to_job_menu(qtbot, window, "New Replication Job...")
+    wizard = add_to_job_menu(qtbot, window, "")
     assert wizard.windowTitle() == "New Replication Job" and wizard.currentId() == Step.VMS
     assert wizard.name_page.name.text() == "Replication Job 1"
     assert names(wizard.vms_page.objects) == ["app+cache"]
     wizard.reject()
-    assert store.jobs.names() == ["Existing"]
+    assert store.jobs.names() == [EXISTING]
 
 
 def drag_on_jobs(window: MainWindow, mime: QMimeData, at: QPoint) -> QDragMoveEvent:
@@ -604,10 +610,10 @@ def test_drops_on_the_jobs_view(
     # A wizard open for this job: a drop on empty space (a new job) is refused, said so.
     with qtbot.waitSignal(window.add_to_job.refused, timeout=10_000) as refused:
         drop_on_jobs(window, inventory_mime(window, prod, ("50% batch",)), empty)
-    assert "open for job Existing" in str(refused.args[0])
+    assert f"open for job {EXISTING}" in str(refused.args[0])
     assert names(wizard.vms_page.objects) == ["dc01", "Web", "app+cache"]
     wizard.reject()
-    assert store.jobs.get("Existing") == original
+    assert store.jobs.get(EXISTING) == original
 
     # Objects of the DR site are not the job's source server's: refused, no wizard opened.
     dr_host = window.inventory_model.inventories[dr].hosts[0]
