@@ -270,6 +270,21 @@ class FailbackTarget(QGroupBox):
         return moref
 
 
+# The confirmation button of each operation, with its mnemonic: a destructive operation's is
+# not the default button, so Alt+letter is its key (Fail &Back: VM &folder is on that dialog).
+VERB_LABELS = {
+    Op.FAILOVER: "&Fail Over",
+    Op.PLANNED_FAILOVER: "&Start Planned Failover",
+    Op.UNDO_FAILOVER: "&Undo Failover",
+    Op.PERMANENT_FAILOVER: "&Make Permanent",
+    Op.FAILBACK: "Fail &Back",
+    Op.COMMIT_FAILBACK: "&Commit Failback",
+    Op.UNDO_FAILBACK: "&Undo Failback",
+    Op.TEST_FAILOVER: "&Start Test",
+    Op.TEST_CLEANUP: "&Clean Up",
+}
+
+
 class ConfirmOperationDialog(QDialog):
     """Says what the operation will do and builds its request; nothing runs until accepted."""
 
@@ -338,7 +353,7 @@ class ConfirmOperationDialog(QDialog):
         layout.addWidget(self.warning)
 
         self.buttons = QDialogButtonBox()
-        self.ok = self.buttons.addButton(spec.verb, QDialogButtonBox.ButtonRole.AcceptRole)
+        self.ok = self.buttons.addButton(VERB_LABELS[op], QDialogButtonBox.ButtonRole.AcceptRole)
         self.cancel = self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
         self.ok.clicked.connect(self._accept)
         self.cancel.clicked.connect(self.reject)
@@ -434,7 +449,7 @@ class OperationWindow(QWidget):
         self.details.setAccessibleName("Error details")
         self.details.hide()
         self.details_button.toggled.connect(self._toggle_details)
-        self.cancel_button = QPushButton("&Cancel Operation")
+        self.cancel_button = QPushButton("Cancel &Operation")
         self.cancel_button.setToolTip(spec.cancel)
         self.cancel_button.setVisible(bool(spec.cancel))
         self.cancel_button.clicked.connect(self.cancel)

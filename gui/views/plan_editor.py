@@ -271,11 +271,11 @@ class PlanEditor(QDialog):
         form.addRow("&Name:", self.name)
         form.addRow("", self.name_error)
         form.addRow("&Description:", self.description)
-        form.addRow("VMs starting at &once:", self.parallel)
+        form.addRow("VMs starting at on&ce:", self.parallel)
         form.addRow("", self.parallel_error)
         form.addRow("&Pre-script:", self._row(self.pre_command, self.pre_timeout))
         form.addRow("", self.pre_error)
-        form.addRow("P&ost-script:", self._row(self.post_command, self.post_timeout))
+        form.addRow("Po&st-script:", self._row(self.post_command, self.post_timeout))
         form.addRow("", self.post_error)
 
         self.tree = GroupTree()

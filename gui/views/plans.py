@@ -205,6 +205,8 @@ class ReadinessDialog(QDialog):
         layout.addWidget(self.problems, 3)
         layout.addWidget(lower, 2)
         layout.addWidget(buttons)
+        # Check again sits left of Close, but was added after it.
+        QWidget.setTabOrder(self.recheck, buttons.button(QDialogButtonBox.StandardButton.Close))
 
     def checking(self) -> None:
         self.recheck.setEnabled(False)
@@ -352,7 +354,7 @@ class PlanRunWindow(QWidget):
         )
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: palette(placeholder-text)")
-        self.cancel_button = QPushButton("&Cancel Plan")
+        self.cancel_button = QPushButton("Cancel &Plan")
         self.cancel_button.setVisible(action in CANCEL_WORDS)
         self.cancel_button.clicked.connect(self.cancel)
         close = QPushButton("&Close")

@@ -105,6 +105,8 @@ class RecordTable(QWidget):
         super().__init__(parent)
         self.model = model
         self.proxy = RecordFilterProxy(model, predicate)
+        # The filter box first: Tab follows the order children were made in, and it is above.
+        self.filter = QLineEdit(self)
         self.view = EmptyAwareTableView(self)
         self.view.empty_text = empty_text
         self.view.setModel(self.proxy)
@@ -131,7 +133,6 @@ class RecordTable(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
-        self.filter = QLineEdit(self)
         self.filter.setPlaceholderText(filter_hint)
         self.filter.setClearButtonEnabled(True)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)

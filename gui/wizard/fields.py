@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QTableWidget, QVBoxLayout, QWidget
 
 from core.errors import InvalidSettingError
 
@@ -43,6 +43,20 @@ def under_path(path: str, prefix: str) -> bool:
     if not prefix:
         return True
     return path == prefix or path.startswith((prefix + ".", prefix + "["))
+
+
+def after_cell(table: QTableWidget, row: int, column: int) -> None:
+    """Tab reaches the widget just put in (row, column) right after the cell widget before it
+    (or the table itself): a widget joins the end of the window's Tab chain when it is put in a
+    cell, after the wizard's buttons."""
+    widget = table.cellWidget(row, column)
+    previous: QWidget = table
+    for r, c in reversed([(r, c) for r in range(row + 1) for c in range(table.columnCount())]):
+        if (r, c) < (row, column) and table.cellWidget(r, c) is not None:
+            previous = table.cellWidget(r, c)
+            break
+    if widget is not None:
+        QWidget.setTabOrder(previous, widget)
 
 
 def with_error(widget: QWidget, parent: QWidget | None = None) -> tuple[QWidget, QLabel]:

@@ -35,7 +35,7 @@ from core.model.objects import ObjectKind, ObjectRef
 from core.model.seeding import ReplicaMapping, Seeding
 from core.vsphere.models import Vm
 from gui.wizard.base import WizardPage
-from gui.wizard.fields import ERROR_STYLE, built, mark_invalid, with_error
+from gui.wizard.fields import ERROR_STYLE, after_cell, built, mark_invalid, with_error
 
 if TYPE_CHECKING:
     from gui.wizard.wizard import JobWizard
@@ -135,6 +135,7 @@ class SeedingPage(WizardPage):
             combo = QComboBox()
             combo.currentIndexChanged.connect(lambda _i: self.update_notes())
             self.table.setCellWidget(row, column, combo)
+            after_cell(self.table, row, column)
         self._fill_row(row, source, target)
         return row
 

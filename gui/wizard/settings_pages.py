@@ -208,10 +208,15 @@ class SettingsPage(WizardPage):
 class ProxyChoice(QWidget):
     """Automatic, or a ticked list of proxies."""
 
-    def __init__(self, names: list[str], parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        names: list[str],
+        labels: tuple[str, str] = ("&Automatic selection", "Use the selected &proxies:"),
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
-        self.automatic = QRadioButton("&Automatic selection")
-        self.chosen = QRadioButton("Use the selected &proxies:")
+        self.automatic = QRadioButton(labels[0])
+        self.chosen = QRadioButton(labels[1])
         self.automatic.setChecked(True)
         group = QButtonGroup(self)
         group.addButton(self.automatic)
@@ -262,7 +267,11 @@ class TransferPage(WizardPage):
         self.setSubTitle("Which backup proxies move the data, and how they reach the disks.")
         proxies = wizard.context.proxies
         self.source = ProxyChoice([f"{p.name}" for p in proxies])
-        self.target = ProxyChoice([f"{p.name}" for p in proxies])
+        # Mnemonics of their own: the same two would only move the focus between the boxes.
+        self.target = ProxyChoice(
+            [f"{p.name}" for p in proxies],
+            ("Automatic s&election", "Use the selected pro&xies:"),
+        )
         for choice in (self.source, self.target):
             for i, p in enumerate(proxies):
                 choice.list.item(i).setToolTip(f"{p.address}:{p.port}, site {p.site}")

@@ -68,7 +68,7 @@ class NamePage(WizardPage):
         self.description.setTabChangesFocus(True)
         self.description.setMaximumHeight(90)
         self.network = QCheckBox(
-            "&Network remapping (for DR sites with different virtual networks)"
+            "Net&work remapping (for DR sites with different virtual networks)"
         )
         self.reip = QCheckBox("Replica &re-IP (for DR sites with different IP addressing schemes)")
         self.seeding = QCheckBox("Replica &seeding (to map VMs to existing VMs at the DR site)")
@@ -80,7 +80,7 @@ class NamePage(WizardPage):
         page.addStretch(1)
         name_box, name_error = with_error(self.name)
         desc_box, desc_error = with_error(self.description)
-        form.addRow("&Name:", name_box)
+        form.addRow("Na&me:", name_box)
         form.addRow("&Description:", desc_box)
         advanced = QLabel("Show advanced steps for:")
         form.addRow(advanced)
@@ -149,12 +149,12 @@ class VmsPage(WizardPage):
         remove.clicked.connect(lambda: self.objects.remove(self.objects_view.selected_rows()))
         up = QPushButton("&Up")
         up.clicked.connect(lambda: self._shift(-1))
-        down = QPushButton("Dow&n")
+        down = QPushButton("Do&wn")
         down.clicked.connect(lambda: self._shift(1))
         exclude = QPushButton("E&xclude >")
         exclude.setToolTip("Leave the VMs selected in the tree out of the job's containers")
         exclude.clicked.connect(self.exclude_selected)
-        unexclude = QPushButton("Remove")
+        unexclude = QPushButton("Re&move")
         unexclude.clicked.connect(lambda: self.excluded.remove(self.excluded_view.selected_rows()))
 
         objects_box, objects_error = with_error(self.objects_view)

@@ -39,7 +39,7 @@ from core.model.reip import ReIpRule, check_rules, reip
 from core.vsphere.models import Inventory
 from gui import format as fmt
 from gui.wizard.base import WizardPage
-from gui.wizard.fields import ERROR_STYLE, built, mark_invalid, with_error
+from gui.wizard.fields import ERROR_STYLE, after_cell, built, mark_invalid, with_error
 
 if TYPE_CHECKING:
     from gui.wizard.wizard import JobWizard
@@ -150,7 +150,7 @@ class DestinationPage(WizardPage):
         self.override_vm.setMinimumContentsLength(20)
         add = QPushButton("&Add override")
         add.clicked.connect(self.add_override)
-        remove = QPushButton("Remove")
+        remove = QPushButton("Re&move")
         remove.clicked.connect(self._remove_override)
         overrides_box, overrides_error = with_error(self.overrides)
         self.errors.add("destination.overrides", self.overrides, overrides_error)
@@ -320,6 +320,7 @@ class DestinationPage(WizardPage):
         self.overrides.setItem(row, 0, item)
         for column in (1, 2, 3, 4):
             self.overrides.setCellWidget(row, column, QComboBox())
+            after_cell(self.overrides, row, column)
         disk = self._cell_combo(row, 4)
         disk.addItem(JOB_CHOICE, None)
         for kind, words in DISK_WORDS.items():
@@ -439,7 +440,7 @@ class NetworkPage(WizardPage):
         add.clicked.connect(lambda: self.add_row())
         remove = QPushButton("&Remove")
         remove.clicked.connect(self._remove)
-        fill = QPushButton("Add the VMs' &networks")
+        fill = QPushButton("Add the VMs' ne&tworks")
         fill.setToolTip("A row for every network a NIC of the job's VMs is on")
         fill.clicked.connect(self.add_vm_networks)
         self.notes = QLabel("")
@@ -519,6 +520,7 @@ class NetworkPage(WizardPage):
             combo.setEditable(True)
             combo.currentTextChanged.connect(self.update_notes)
             self.table.setCellWidget(row, column, combo)
+            after_cell(self.table, row, column)
         self._fill_row(row, source, target)
         return row
 
@@ -670,7 +672,7 @@ class ReIpPage(WizardPage):
         remove.clicked.connect(self._remove)
         up = QPushButton("&Up")
         up.clicked.connect(lambda: self._shift(-1))
-        down = QPushButton("Dow&n")
+        down = QPushButton("Do&wn")
         down.clicked.connect(lambda: self._shift(1))
         self.probe = QLineEdit()
         self.probe.setPlaceholderText("an address of a VM, e.g. 172.17.4.20")
