@@ -121,6 +121,10 @@ class ThroughputChart(QChartView):
         self.y_axis.setRange(0, max(1.0, peak_mib * 1.15))
         self.x_axis.applyNiceNumbers()
         self.y_axis.applyNiceNumbers()
+        # A run of a second or two gets ticks every 0.5 s: whole seconds would label them
+        # "0 0 1 1 2".
+        step = (self.x_axis.max() - self.x_axis.min()) / max(1, self.x_axis.tickCount() - 1)
+        self.x_axis.setLabelFormat("%d" if step >= 1 else "%.1f")
 
     def add_sample(self, seconds: float, total_bytes: int) -> None:
         point = self.series.add(seconds, total_bytes)
