@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QModelIndex, QObject, QPoint, Qt, Signal
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu, QStyle, QToolButton
 
 from core.errors import InvalidSettingError
@@ -40,10 +40,13 @@ class AddToJob(QObject):
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
-        self.menu = QMenu("&Add to Replication Job", window)
+        self.menu = QMenu(window)
         self.menu.aboutToShow.connect(self._fill_menu)
-        action = self.menu.menuAction()
-        action.setIcon(window.style().standardIcon(QStyle.StandardPixmap.SP_ArrowRight))
+        # An action of its own, not the menu's menuAction(): a C++-made action put on the
+        # toolbar loses its Python wrapper when PySide's QToolBar.clear() lets go of it.
+        icon = window.style().standardIcon(QStyle.StandardPixmap.SP_ArrowRight)
+        action = QAction(icon, "&Add to Replication Job", window)
+        action.setMenu(self.menu)
         tip = "Put the selected VMs and containers into a replication job, or a new one"
         action.setStatusTip(tip)
         action.setToolTip(f"{tip} ({SHORTCUT})")

@@ -5,8 +5,9 @@ creates jobs (one over lab VMs and a folder; one scheduled daily that has not ru
 first once headless, lets the guests write, then runs it again from the console's Run action
 and opens its session window (with its throughput chart), loads the inventory, and grabs each
 page of the main window, the session window, every step of the New Replication Job wizard
-(`gui.render_wizard`, which stores a third job) and Edit job. The README's pictures come from
-here; so do the checks that nothing is clipped or empty.
+(`gui.render_wizard`, which stores a third job) and Edit job, and the Inventory view's "Add to
+Replication Job" menu open with the wizard it opens. The README's pictures come from here; so
+do the checks that nothing is clipped or empty.
 
 Waiting is on signals (a nested `QEventLoop` quit by the signal or a timeout), never on sleeps.
 """
@@ -21,7 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal, SignalInstance
-from PySide6.QtWidgets import QWidget
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import QMenu, QWidget
 
 from core.errors import ReplicaDeskError
 from core.jobs.runner import run_job
@@ -199,6 +201,7 @@ def render_views(out: Path, vms: int = 12) -> list[Path]:
                 view.tree.setCurrentIndex(index)
                 view.tree.scrollTo(index)
                 paths.append(_save(window, out, "inventory"))
+                paths += render_add_to_job(window, state.production.address, out)
                 view.filter.setText("web")
                 paths.append(_save(window, out, "inventory-filtered"))
                 view.filter.clear()
@@ -217,6 +220,67 @@ def render_views(out: Path, vms: int = 12) -> list[Path]:
                 window.close()
         finally:
             lab.stop()
+    return paths
+
+
+ADD_VMS = ("app+cache", "db #2 & replica")  # added to SCHEDULED_JOB, which has neither
+
+
+def _save_with_menus(window: QWidget, menus: list[QMenu], folder: Path, name: str) -> Path:
+    """The window with its open menus drawn where they are (a grab shows no popup)."""
+    settle()
+    picture = window.grab()
+    painter = QPainter(picture)
+    for menu in menus:
+        painter.drawPixmap(window.mapFromGlobal(menu.pos()), menu.grab())
+    painter.end()
+    path = folder / f"{name}.png"
+    if not picture.save(str(path)):
+        raise ReplicaDeskError(f"could not write {path}")
+    return path
+
+
+def render_add_to_job(window: object, server: str, out: Path) -> list[Path]:
+    """Two VMs selected in the Inventory view, its right-click menu with "Add to Replication
+    Job" open on the jobs; then the Edit wizard that entry opens, the VMs added."""
+    from gui.main_window import MainWindow
+    from gui.render_wizard import WIZARD_SIZE, tree_index
+
+    assert isinstance(window, MainWindow)
+    view = window.inventory_view
+    selection = view.tree.selectionModel()
+    selection.clear()
+    for vm in ADD_VMS:
+        index = view.proxy.mapFromSource(tree_index(window.inventory_model, server, vm))
+        selection.select(index, selection.SelectionFlag.Select | selection.SelectionFlag.Rows)
+    view.tree.scrollTo(index)
+    # The right-click menu as Qt makes it from the tree's actions, drawn with copies of them:
+    # a menu the actions were added to from Python takes their wrappers with it when deleted.
+    context = QMenu(window)
+    for action in view.tree.actions():
+        copy = context.addAction(action.icon(), action.text())
+        copy.setShortcut(action.shortcut())
+        copy.setEnabled(action.isEnabled())
+        if action is window.add_to_job.action:
+            copy.setMenu(QMenu(context))  # the arrow; the real submenu opens beside it
+            opened = copy
+    at = view.tree.visualRect(index).center()
+    context.popup(view.tree.viewport().mapToGlobal(at))
+    context.setActiveAction(opened)
+    submenu = window.add_to_job.menu
+    submenu.popup(context.mapToGlobal(context.actionGeometry(opened).topRight()))
+    [entry] = [a for a in submenu.actions() if a.data() == SCHEDULED_JOB]
+    submenu.setActiveAction(entry)
+    paths = [_save_with_menus(window, [context, submenu], out, "inventory-add-to-job")]
+    submenu.hide()
+    context.hide()
+    context.deleteLater()
+    wizard = window.add_to_job.add_selection(SCHEDULED_JOB)
+    if wizard is None:
+        raise ReplicaDeskError(f"Add to Replication Job did not open {SCHEDULED_JOB}'s wizard")
+    wizard.resize(*WIZARD_SIZE)
+    paths.append(_save(wizard, out, "wizard-added-from-inventory"))
+    wizard.reject()
     return paths
 
 

@@ -308,7 +308,7 @@ class VmsPage(WizardPage):
                 f"{self.objects.server}",
             )
 
-    def _changed(self) -> None:
+    def _changed(self, refill: bool = True) -> None:
         vms = self.covered_vms(with_disks=True)
         total = sum(d.capacity for v in vms for d in v.vm.disks if d.key not in v.excluded_disks)
         if self.objects.items:
@@ -318,7 +318,8 @@ class VmsPage(WizardPage):
             )
         else:
             self.totals.setText("Nothing added yet.")
-        self._fill_disks(vms)
+        if refill:
+            self._fill_disks(vms)
 
     def _fill_disks(self, vms: list[SourceVm]) -> None:
         self.disks.blockSignals(True)
@@ -356,7 +357,9 @@ class VmsPage(WizardPage):
             keys.discard(key)
         else:
             keys.add(key)
-        self._changed()
+        # The tree shows the tick already. Refilling it here would delete `item` inside its
+        # own itemChanged (a crash seen in the console render).
+        self._changed(refill=False)
 
     def set_disk_excluded(self, vm_moref: str, key: int, excluded: bool) -> None:
         """What unticking a disk does (tests and keyboard users go through the item too)."""

@@ -21,6 +21,7 @@ VIEWS = {
     "inventory",
     "inventory-filtered",
     "inventory-vms-and-templates",
+    "inventory-add-to-job",  # its right-click menu, Add to Replication Job open on the jobs
     "managed-servers",
     "backup-proxies",
     "repositories",
@@ -42,6 +43,7 @@ VIEWS = {
     "wizard-8-schedule",
     "wizard-9-summary",
     "wizard-edit-destination",
+    "wizard-added-from-inventory",  # opened by Add to Replication Job, the VMs added
     # replica operations, failover plans and planning (gui.render_dr)
     "confirm-failover-now",
     "operation-failover",
