@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 from PySide6.QtCore import QMimeData, QModelIndex, QPoint, QPointF, Qt
 from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDragMoveEvent, QDropEvent
-from PySide6.QtWidgets import QAbstractItemView, QApplication, QWizard
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QToolButton, QWizard
 from pytestqt.qtbot import QtBot
 
 from core.lab.lab import LabState
@@ -438,11 +438,16 @@ def test_seeding_and_guest_processing_steps(
 
 
 EXISTING = "Web & DB"  # a name with "&", which a menu would take for a mnemonic
+ZURICH = "Zürich fileserver [fs]"
 
 
 def existing_job(qtbot: QtBot, window: MainWindow, store: Store, lab: LabState) -> ReplicationJob:
-    """A stored job of dc01 and the Apps/Web folder (web 02 (canary) is in it), shown."""
+    """A stored job of dc01 and the Apps/Web folder (web 02 (canary) is in it, Zürich
+    fileserver [fs] too but excluded), shown."""
     job = lab_job(lab, EXISTING, ("dc01",), folders=("Apps/Web",))
+    [zurich] = window.inventory_model.inventories[lab.production.address].vms_named(ZURICH)
+    excluded = ObjectRef(ObjectKind.VM, zurich.moref, ZURICH)
+    job = dataclasses.replace(job, source=dataclasses.replace(job.source, exclude_vms=(excluded,)))
     store.jobs.add(job)
     window.watcher.refresh()
     qtbot.waitUntil(lambda: window.jobs_model.row_of(job.name) >= 0, timeout=10_000)
@@ -495,7 +500,12 @@ def test_add_to_job_from_the_inventory_view_saves_on_finish(
     prod = lab.production.address
     # dc01 is in the job, web 02 (canary) in its folder: only the other two are added.
     select_in_inventory(window, prod, ("dc01", "web 02 (canary)", "app+cache", "db #2 & replica"))
-    assert window.add_to_job.action in window.toolbar.actions()
+    # On the Inventory page's toolbar, its menu at one click, after any page change too.
+    for shown in (Page.JOBS, Page.INVENTORY):
+        window.show_page(shown)
+    button = window.toolbar.widgetForAction(window.add_to_job.action)
+    assert isinstance(button, QToolButton)
+    assert button.popupMode() == QToolButton.ToolButtonPopupMode.InstantPopup
     wizard = add_to_job_menu(qtbot, window, EXISTING)
     assert wizard.windowTitle() == "Edit Replication Job"
     assert wizard.currentId() == Step.VMS
@@ -525,9 +535,15 @@ def test_add_to_job_then_cancel_leaves_the_job_as_it_was(
     qtbot: QtBot, window: MainWindow, store: Store, lab: LabState
 ) -> None:
     original = existing_job(qtbot, window, store, lab)
-    select_in_inventory(window, lab.production.address, ("app+cache",))
+    select_in_inventory(window, lab.production.address, ("app+cache", ZURICH))
     wizard = add_to_job_menu(qtbot, window, EXISTING)
-    assert names(wizard.vms_page.objects) == ["dc01", "Web", "app+cache"]
+    page = wizard.vms_page
+    listed = names(page.objects)
+    assert listed[:2] == ["dc01", "Web"] and set(listed[2:]) == {"app+cache", ZURICH}
+    # Added, the excluded VM is no longer excluded (a VM both added and excluded is refused).
+    assert names(page.excluded) == []
+    assert f"No longer excluded: {ZURICH}." in page.message.text()
+    assert wizard.build_job().source.exclude_vms == ()
     with qtbot.waitSignal(wizard.rejected, timeout=5_000):
         wizard.button(QWizard.WizardButton.CancelButton).click()
     assert window.job_wizard is None
@@ -537,7 +553,7 @@ def test_add_to_job_then_cancel_leaves_the_job_as_it_was(
     wizard = add_to_job_menu(qtbot, window, "")
     assert wizard.windowTitle() == "New Replication Job" and wizard.currentId() == Step.VMS
     assert wizard.name_page.name.text() == "Replication Job 1"
-    assert names(wizard.vms_page.objects) == ["app+cache"]
+    assert set(names(wizard.vms_page.objects)) == {"app+cache", ZURICH}
     wizard.reject()
     assert store.jobs.names() == [EXISTING]
 
