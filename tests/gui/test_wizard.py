@@ -459,6 +459,7 @@ def select_in_inventory(window: MainWindow, server: str, vms: tuple[str, ...]) -
     window.show_page(Page.INVENTORY)
     view = window.inventory_view
     view.tree.clearSelection()
+    assert not window.add_to_job.action.isEnabled()  # nothing selected, nothing to add
     sel = view.tree.selectionModel()
     for name in vms:
         index = view.proxy.mapFromSource(tree_index(window.inventory_model, server, name))
