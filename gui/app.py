@@ -20,11 +20,13 @@ from core import __version__
 from core.cli.context import default_db
 from core.errors import ReplicaDeskError
 from core.store.store import Store
+from gui.gc_guard import GuiThreadCollector
 
 
 def create_app(argv: Sequence[str] | None = None) -> QApplication:
     """The application object (made once): fractional high-DPI scaling, the Fusion style (the
-    same look on every platform, and in offscreen renders), the names settings are kept under."""
+    same look on every platform, and in offscreen renders), the names settings are kept under;
+    the cyclic garbage collector runs on the GUI thread only."""
     existing = QApplication.instance()
     if isinstance(existing, QApplication):
         return existing
@@ -37,6 +39,8 @@ def create_app(argv: Sequence[str] | None = None) -> QApplication:
     app.setOrganizationName("ReplicaDesk")
     app.setApplicationVersion(__version__)
     app.setStyle("Fusion")
+    # Qt objects in reference cycles die on the GUI thread, never on a worker's (gui.gc_guard).
+    app.setProperty("gc_guard", GuiThreadCollector(app))
     return app
 
 

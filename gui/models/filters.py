@@ -4,6 +4,10 @@ Sorts by `Role.SORT` (times by time, sizes by bytes), filters case-insensitively
 row's text (`Role.FILTER`, what a filter box types) and, when given, on a predicate over the
 row's record (Replicas > Ready / Active, Last 24 hours). Predicates read only the record, never
 the store.
+
+A proxy is never the child of its own source model: PySide6 6.12 crashes in the garbage
+collector when a model and a proxy parented to it are collected together (a closed window's
+tables). It takes the view or nothing as its parent and keeps its source alive by reference.
 """
 
 from __future__ import annotations
@@ -11,7 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import (
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
 
 from gui.models.base import RecordTableModel, Role
 
@@ -19,8 +29,14 @@ Predicate = Callable[[Any], bool]
 
 
 class RecordFilterProxy(QSortFilterProxyModel):
-    def __init__(self, source: RecordTableModel, predicate: Predicate | None = None) -> None:
-        super().__init__(source)
+    def __init__(
+        self,
+        source: RecordTableModel,
+        predicate: Predicate | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._source = source  # not its parent: see the module's docstring
         self.setSourceModel(source)
         self.setSortRole(Role.SORT)
         self.setFilterRole(Role.FILTER)

@@ -104,7 +104,7 @@ class RecordTable(QWidget):
     ) -> None:
         super().__init__(parent)
         self.model = model
-        self.proxy = RecordFilterProxy(model, predicate)
+        self.proxy = RecordFilterProxy(model, predicate, self)
         # The filter box first: Tab follows the order children were made in, and it is above.
         self.filter = QLineEdit(self)
         self.view = EmptyAwareTableView(self)

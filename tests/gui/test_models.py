@@ -7,6 +7,9 @@ import dataclasses
 import datetime as dt
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QMimeData, QModelIndex, Qt
@@ -305,3 +308,24 @@ def test_last_24_hours_predicate(ran: Ran) -> None:
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(hours=24)
     proxy = RecordFilterProxy(model, lambda s: s.started >= cutoff)
     assert [s.id for s in proxy.records()] == [ran.session.id]
+
+
+def test_a_model_and_its_proxy_let_go_do_not_crash_the_collector() -> None:
+    """PySide6 6.12 crashed in the garbage collector after a model and a proxy parented to it
+    were let go (the tables of a closed window): in a child process, since the failure is a
+    segmentation fault."""
+    code = (
+        "import gc, os; os.environ['QT_QPA_PLATFORM'] = 'offscreen';"
+        "from gui.app import create_app; app = create_app(['t']);"
+        "from gui.models.jobs import JobsModel; from gui.models.filters import RecordFilterProxy\n"
+        "def tables():\n"
+        "    model = JobsModel(); proxy = RecordFilterProxy(model)\n"
+        "for _ in range(3):\n"
+        "    tables(); gc.collect()\n"
+        "print('collected')"
+    )
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and "collected" in proc.stdout, proc.stderr[-2000:]
