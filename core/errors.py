@@ -301,6 +301,15 @@ class VSphereChangeTrackingError(VSphereError):
     """Changed block tracking of {} cannot answer: {} (the run reads the whole disk and compares digests instead)"""
 
 
+class VSphereQuiesceError(VSphereError):
+    """{}: VMware Tools could not quiesce the guest: {} (the VM's event log, and the guest's VSS writers or freeze scripts, say why)"""
+
+    @property
+    def reason(self) -> str:
+        """The server's words for the failure."""
+        return str(self.args[1]) if len(self.args) > 1 else ""
+
+
 class VSphereCustomizationError(VSphereError):
     """Guest customization of {}: {}"""
 

@@ -60,6 +60,7 @@ from core.errors import (
     ReplicaDeskError,
     VSphereChangeTrackingError,
     VSphereError,
+    VSphereQuiesceError,
 )
 from core.jobs import seed, transport
 from core.jobs.context import RunContext, remote_spec
@@ -415,14 +416,22 @@ class VmReplication:
         quiesce = self._can_quiesce()
         try:
             moref = snapshots.create_snapshot(
-                ctx.source, self.vm.moref, name, description, quiesce=quiesce
+                ctx.source, self.vm.moref, name, description, quiesce, vm_name=self.vm.name
             )
-        except VSphereError as e:
+        except VSphereQuiesceError as e:
+            # Only a guest that could not be quiesced falls under the job's policy: any other
+            # snapshot failure (datastore full, a disk that cannot be snapshotted...) fails the
+            # VM whatever the policy, as a crash-consistent snapshot would fail the same way.
             if not quiesce:
                 raise
-            self._quiesce_impossible(f"the quiesced snapshot failed ({e})")
+            self._quiesce_impossible(
+                f"VMware Tools could not quiesce the guest ({e.reason})",
+                "or find in the VM's event log why the guest could not be quiesced",
+            )
             quiesce = False
-            moref = snapshots.create_snapshot(ctx.source, self.vm.moref, name, description)
+            moref = snapshots.create_snapshot(
+                ctx.source, self.vm.moref, name, description, vm_name=self.vm.name
+            )
         ctx.store.run_snapshots.add(ctx.source_server.address, self.vm.moref, moref, ctx.session_id)
         how = "quiesced through VMware Tools" if quiesce else "crash-consistent"
         self.info(f"snapshot {name!r} taken ({how})")
@@ -439,18 +448,20 @@ class VmReplication:
             self.info("guest processing: the VM is powered off, its disks need no quiescing")
             return False
         if not self.vm.tools_running:
-            self._quiesce_impossible("VMware Tools are not running in the guest")
+            self._quiesce_impossible(
+                "VMware Tools are not running in the guest", "or start VMware Tools in the guest"
+            )
             return False
         return True
 
-    def _quiesce_impossible(self, why: str) -> None:
+    def _quiesce_impossible(self, why: str, remedy: str) -> None:
         """Fail the VM, or go on crash-consistent with a warning, as the job says."""
         if self.ctx.job.settings.quiesce_failure == QuiesceFailure.FAIL:
             raise JobRunError(
                 self.vm.name,
                 f"application-aware processing failed: {why}; no snapshot was kept (the job "
                 "requires a quiesced snapshot: set its guest processing to continue "
-                "crash-consistent, or start VMware Tools in the guest)",
+                f"crash-consistent, {remedy})",
             )
         self.warn(
             f"application-aware processing failed: {why}; the snapshot is crash-consistent "

@@ -23,7 +23,7 @@ Topology JSON (what `SimulatorSpec.to_json` writes; the launcher refuses unknown
                  "datastore": "...", "cpus": 1, "memory_mb": 256, "guest_id": "",
                  "disks": [{"capacity_kb": 1024, "thin": true, "datastore": ""}],
                  "networks": ["..."], "power_on": false, "cbt": false,
-                 "no_tools": false}]}]}
+                 "no_tools": false, "quiesce_fails": false}]}]}
 
 An ``esx`` model has one datacenter (``ha-datacenter``) and one host (vcsim's
 ``localhost.localdomain``), no clusters, extra hosts or switches. Every datacenter also has vcsim's
@@ -36,6 +36,10 @@ networks, and set changeTrackingEnabled; CreateVM/RegisterVM/Destroy/power opera
 snapshots. vcsim has no Rename_Task for networks; the launcher adds one for standard networks and
 distributed port groups (rename.go). It also serves QueryChangedDiskAreas from the change log
 (`core.lab.changelog`, cbt.go): see that file for paging, faults and the snapshot argument.
+Guest quirks a VM can be built with: ``no_tools``, its guest never runs VMware Tools (tools.go);
+``quiesce_fails``, a quiesced snapshot of it powered on fails as ESXi's does when the guest cannot
+be quiesced (the task ends with ApplicationQuiesceFault, no snapshot is made) while a snapshot
+without quiescing succeeds (quiesce.go).
 """
 
 from __future__ import annotations
@@ -92,6 +96,7 @@ class VmSpec:
     power_on: bool = False
     cbt: bool = False
     no_tools: bool = False  # the guest never runs VMware Tools, even powered on
+    quiesce_fails: bool = False  # quiesced snapshots fail (ApplicationQuiesceFault) while on
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,11 @@ one to three thin disks; their names carry the characters that break scripts (sp
 `#`, `&`, `+`, `%`, non-ASCII letters). The DR site is a second vCenter with a cluster of two
 hosts, or a standalone ESXi host, and its networks are named differently (so jobs need a network
 map). Deterministic for a seed: the same options give the same lab.
+
+Guest processing can be tried on chosen production VMs: `LabOptions.no_tools` names guests that
+never run VMware Tools, `LabOptions.quiesce_fails` guests whose quiesced snapshots fail while
+they run (ApplicationQuiesceFault, as ESXi reports a guest that cannot be quiesced; a snapshot
+without quiescing succeeds). Both are simulator options (`core.lab.simulator`).
 """
 
 from __future__ import annotations
@@ -102,6 +107,7 @@ class LabOptions:
     fill: float = 0.15  # share of each thin disk the guests have written
     proxy_vm: bool = False  # add PROXY_VM, the production proxy's VM, for hot-add
     no_tools: tuple[str, ...] = ()  # production VMs whose guests never run VMware Tools
+    quiesce_fails: tuple[str, ...] = ()  # production VMs whose quiesced snapshots fail
 
     def check(self) -> None:
         if not 1 <= self.vms <= 200:
@@ -154,6 +160,7 @@ def production_spec(options: LabOptions) -> SimulatorSpec:
                 power_on=True,
                 cbt=options.cbt,
                 no_tools=name in options.no_tools,
+                quiesce_fails=name in options.quiesce_fails,
             )
         )
     if options.proxy_vm:

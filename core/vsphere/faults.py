@@ -24,6 +24,7 @@ from core.errors import (
     VSphereNotFoundError,
     VSphereNotSupportedError,
     VSpherePermissionError,
+    VSphereQuiesceError,
     VSphereResourceError,
     VSphereStateError,
 )
@@ -77,6 +78,12 @@ def _map(fault: Any, what: str) -> VSphereError:
         return VSpherePermissionError(
             what, fault.privilegeId or "(unnamed)", moref_text(getattr(fault, "object", None))
         )
+    if isinstance(fault, vim.fault.ApplicationQuiesceFault) or "quiesc" in msg.lower():
+        # ESXi reports a guest that could not be quiesced with ApplicationQuiesceFault ("An error
+        # occurred while quiescing the virtual machine..."), or with another snapshot fault in
+        # words alone ("An error occurred while saving the snapshot: Failed to quiesce the
+        # virtual machine.").
+        return VSphereQuiesceError(what, msg)
     if isinstance(fault, vmodl.fault.ManagedObjectNotFound):
         return VSphereNotFoundError(what, moref_text(fault.obj))
     if isinstance(fault, vim.fault.InvalidPowerState):

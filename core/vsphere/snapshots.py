@@ -3,7 +3,9 @@
 A run takes a snapshot with a name and description that say what it is, records the moref this
 module returns, and later removes exactly that moref: removal and revert check that the snapshot
 belongs to the VM and never pick a snapshot by its name (an admin's snapshot may share it).
-Snapshots are always taken without memory; quiescing is the job's choice. The snapshot tree is
+Snapshots are always taken without memory; quiescing is the job's choice, and a guest that
+could not be quiesced is a `VSphereQuiesceError` naming the VM (the caller may take the snapshot
+again without quiescing; any other failure is not about quiescing). The snapshot tree is
 read with RetrieveContents (reading ``vm.snapshot`` of a VM without snapshots through pyVmomi's
 accessor crashes the lab's simulator, LAB.md).
 """
@@ -46,10 +48,12 @@ def create_snapshot(
     quiesce: bool = False,
     timeout: float = SNAPSHOT_TIMEOUT,
     progress: Progress | None = None,
+    vm_name: str = "",
 ) -> str:
-    """Take a snapshot (no memory) and return its moref."""
+    """Take a snapshot (no memory) and return its moref. A quiesced snapshot the guest could not
+    be quiesced for raises VSphereQuiesceError; `vm_name` names the VM in errors beside `vm`."""
     obj = client.obj("VirtualMachine", vm)
-    what = f"snapshot VM {vm} as {name!r}"
+    what = f"snapshot VM {f'{vm} ({vm_name})' if vm_name else vm} as {name!r}"
     task = client.call(
         what,
         lambda: obj.CreateSnapshot_Task(

@@ -437,6 +437,9 @@ func (l *lab) buildVM(ctx context.Context, c *vim25.Client, v vm, st *dcState) e
 	if v.NoTools {
 		withoutTools(ref)
 	}
+	if v.QuiesceFails {
+		failQuiescing(ref)
+	}
 	if v.PowerOn {
 		task, err := object.NewVirtualMachine(c, ref).PowerOn(ctx)
 		if err := waitTask(ctx, task, err); err != nil {

@@ -30,6 +30,9 @@
 //     sets the live disks' backing.changeId. A disk whose capacity changed starts a new epoch at
 //     its next snapshot or query.
 //   - PowerOnVM_Task, PowerOffVM_Task, ShutdownGuest: the VM's Tools state follows (tools.go).
+//
+// A quiesced CreateSnapshot_Task on a running VM whose guest fails quiescing never reaches vcsim:
+// quiesce.go answers it with a failed task.
 package main
 
 import (
@@ -105,7 +108,11 @@ func (c *cbt) wrap(next http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 			}
 		case *types.CreateSnapshot_Task:
-			c.createSnapshot(w, r, next, req)
+			if quiescingFails(req) {
+				failQuiescedSnapshot(w, req)
+			} else {
+				c.createSnapshot(w, r, next, req)
+			}
 		case *types.ReconfigVM_Task:
 			c.reconfigure(w, r, next, req)
 		case *types.PowerOnVM_Task:

@@ -65,8 +65,9 @@ type vm struct {
 	Disks        []disk   `json:"disks"`
 	Networks     []string `json:"networks"` // one NIC per entry
 	PowerOn      bool     `json:"power_on"`
-	CBT          bool     `json:"cbt"` // config.changeTrackingEnabled at creation
-	NoTools      bool     `json:"no_tools"` // the guest never runs VMware Tools (tools.go)
+	CBT          bool     `json:"cbt"`           // config.changeTrackingEnabled at creation
+	NoTools      bool     `json:"no_tools"`      // the guest never runs VMware Tools (tools.go)
+	QuiesceFails bool     `json:"quiesce_fails"` // quiesced snapshots fail (quiesce.go)
 }
 
 func loadTopology(path string) (*topology, error) {
