@@ -253,6 +253,10 @@ class VSphereConnectionError(VSphereError):
     """Cannot reach vSphere at {}: {} (check the address, port, protocol and firewall)"""
 
 
+class VSphereCertificateError(VSphereConnectionError):
+    """vSphere at {} presents a TLS certificate that is not trusted: {} (trust the CA that issued it, or pin the certificate's thumbprint once its administrator has confirmed it)"""
+
+
 class VSphereLoginError(VSphereError):
     """vSphere at {} refused the login of {!r}: {} (check the user name and password of the managed server)"""
 

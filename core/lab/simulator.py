@@ -13,6 +13,7 @@ Topology JSON (what `SimulatorSpec.to_json` writes; the launcher refuses unknown
 
     {"model": "vpx" | "esx", "listen": "127.0.0.1:0", "changelog_dir": "...",
      "cbt_max_areas": 4, "datastore_root": "...",
+     "tls_cert": "", "tls_key": "",                    # PEM files: serve https; "": http
      "datacenters": [{"name": "...",
         "datastores": [{"name": "...", "hosts": []}],          # [] = every host of the DC
         "networks": ["..."],                                    # standard port groups
@@ -40,12 +41,22 @@ Guest quirks a VM can be built with: ``no_tools``, its guest never runs VMware T
 ``quiesce_fails``, a quiesced snapshot of it powered on fails as ESXi's does when the guest cannot
 be quiesced (the task ends with ApplicationQuiesceFault, no snapshot is made) while a snapshot
 without quiescing succeeds (quiesce.go).
+
+HTTPS (``Simulator(spec, tls=True)``; tls.go): the simulator serves SOAP and the datastore
+interface over TLS with a server certificate made at start, in the work directory, by a CA of
+its own (`core.mover.certs`; names: the listen address, ``localhost``, ``127.0.0.1``). A client
+trusts it, as it would a vCenter with an internal CA or a self-signed certificate, by
+``VSphereClient.connect(sim.host, sim.port, protocol="https", ca_file=sim.ca_file)`` or by
+pinning the certificate (``thumbprint=sim.thumbprint``, SHA-256); with neither (and
+``verify_tls=True``) the connection is refused as untrusted, as a real vCenter's would be.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
+import ipaddress
 import json
 import os
 import selectors
@@ -61,7 +72,11 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from core.errors import SimulatorBuildError, SimulatorStartError
+from core.mover.certs import create_certificates
 from core.procutil import die_with_parent, stop_process
 
 GOCODE = Path("/usr/share/gocode")
@@ -142,10 +157,18 @@ class SimulatorSpec:
     listen: str = "127.0.0.1:0"
     cbt_max_areas: int = 4  # areas per QueryChangedDiskAreas answer: clients must page
 
-    def to_json(self, changelog_dir: Path, datastore_root: Path) -> dict[str, Any]:
+    def to_json(
+        self,
+        changelog_dir: Path,
+        datastore_root: Path,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+    ) -> dict[str, Any]:
         doc = asdict(self)
         doc["changelog_dir"] = str(changelog_dir)
         doc["datastore_root"] = str(datastore_root)
+        doc["tls_cert"] = str(tls_cert) if tls_cert is not None else ""
+        doc["tls_key"] = str(tls_key) if tls_key is not None else ""
         return doc
 
     @classmethod
@@ -327,7 +350,8 @@ class Simulator:
     datastore folders (default: a temporary directory removed at stop). `prefix` runs the
     launcher through another command, e.g. ``("ip", "netns", "exec", "dr")`` with a `listen`
     address inside that namespace; the command must exec the launcher (not fork it) so that the
-    signal reaches it.
+    signal reaches it. `tls` serves https with a certificate made at start (see the module's
+    docstring): `ca_file` is then the CA to trust and `thumbprint` the certificate's SHA-256.
     """
 
     spec: SimulatorSpec
@@ -337,11 +361,14 @@ class Simulator:
     prefix: Sequence[str] = ()
     start_timeout: float = 60.0
     launcher: Path | None = None
+    tls: bool = False
 
     url: str = field(default="", init=False)
     host: str = field(default="", init=False)
     port: int = field(default=0, init=False)
     datastores: list[DatastoreDir] = field(default_factory=list, init=False)
+    ca_file: Path | None = field(default=None, init=False)  # with `tls`: the CA that signed it
+    thumbprint: str = field(default="", init=False)  # with `tls`: SHA-256 of its certificate
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _own_workdir: bool = field(default=False, init=False, repr=False)
 
@@ -352,6 +379,10 @@ class Simulator:
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def protocol(self) -> Literal["https", "http"]:
+        return "https" if self.tls else "http"
 
     @property
     def log_path(self) -> Path:
@@ -375,7 +406,10 @@ class Simulator:
         changelog = self.changelog_dir or self.workdir / "changelog"
         changelog.mkdir(parents=True, exist_ok=True)
         topology = self.workdir / "topology.json"
-        doc = self.spec.to_json(changelog, self.datastore_root or self.workdir)
+        cert = key = None
+        if self.tls:
+            cert, key = self._make_certificate(self.workdir / "tls")
+        doc = self.spec.to_json(changelog, self.datastore_root or self.workdir, cert, key)
         topology.write_text(json.dumps(doc, indent=1, ensure_ascii=False), encoding="utf-8")
         try:
             with open(self.log_path, "wb") as log:
@@ -392,6 +426,21 @@ class Simulator:
             self.stop()
             raise
         return self
+
+    def _make_certificate(self, folder: Path) -> tuple[Path, Path]:
+        """A CA and the server certificate it signs, for the address the simulator listens on."""
+        listen = urlsplit(f"//{self.spec.listen}").hostname or "127.0.0.1"
+        names = [listen, "localhost", "127.0.0.1"]
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address(listen).is_unspecified:  # 0.0.0.0: only the fixed names
+                names.remove(listen)
+        paths = create_certificates(folder, list(dict.fromkeys(names)))
+        der = x509.load_pem_x509_certificate(paths["server"].read_bytes()).public_bytes(
+            serialization.Encoding.DER
+        )
+        self.ca_file = paths["ca"]
+        self.thumbprint = hashlib.sha256(der).hexdigest()
+        return paths["server"], paths["server_key"]
 
     def _read_ready(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
@@ -428,6 +477,8 @@ class Simulator:
             ]
         except (ValueError, KeyError, TypeError) as e:
             raise SimulatorStartError(f"unreadable ready line {buf[:200]!r}: {e}") from e
+        if parts.scheme != self.protocol:  # an old launcher would serve http, never say so
+            raise SimulatorStartError(f"it serves {self.url}; {self.protocol} was asked for")
 
     def _log_tail(self) -> str:
         try:
@@ -445,6 +496,8 @@ class Simulator:
         # After a clean exit the launcher has removed them; after a SIGKILL it could not.
         for ds in self.datastores:
             shutil.rmtree(ds.path, ignore_errors=True)
+        if self.tls and self.workdir is not None:  # the CA's key too: made for this run only
+            shutil.rmtree(self.workdir / "tls", ignore_errors=True)
         if self._own_workdir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None

@@ -13,6 +13,16 @@ process (`server_call_totals()`), so a benchmark can tell what vSphere calls cos
 clients it never sees. Counting costs about a microsecond a call (1.3 us measured on a busy
 2-core machine), against milliseconds for a SOAP round trip.
 
+Trust over https, as a vCenter's certificate is usually self-signed or issued by an internal CA:
+`verify_tls` checks the chain and the host name against the system's CAs, or against `ca_file`
+alone when one is given; `thumbprint` pins the certificate itself (SHA-1, SHA-256 or SHA-512 of
+its DER form, hex, colons allowed), checked at every TLS handshake of the session: the SOAP
+connections, the fast reader's (`core.vsphere.fastprops` posts on the same pool) and the
+datastore transfers' (`ssl_context`). pyVmomi's own thumbprint check is not used: it checks the
+first connection only, then turns verification off on the shared context for every later one.
+An untrusted certificate is a `VSphereCertificateError` naming the server and the thumbprint of
+what it presented.
+
 The password stays in this object (it is needed to log in again) and is never logged nor shown
 in a repr.
 """
@@ -20,8 +30,11 @@ in a repr.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import http.client
 import logging
+import os
 import ssl
 import threading
 import time
@@ -30,7 +43,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
-from core.errors import VSphereError, VSphereLoginError
+from core.errors import UsageError, VSphereConnectionError, VSphereError, VSphereLoginError
 from core.vsphere._pyvmomi import Disconnect, SmartConnect, vim, vmodl
 from core.vsphere.faults import fault_message, map_fault, map_transport
 from core.vsphere.models import ServerAbout
@@ -86,6 +99,56 @@ def _stats_for(where: str) -> CallStats:
         return _server_stats.setdefault(where, CallStats())
 
 
+_DIGESTS = {40: "sha1", 64: "sha256", 128: "sha512"}  # hex length -> hash
+
+
+def normalize_thumbprint(text: str) -> str:
+    """A certificate thumbprint as lowercase hex without separators; `UsageError` if it is not
+    the hex of a SHA-1, SHA-256 or SHA-512 digest."""
+    digest = text.replace(":", "").replace(" ", "").strip().lower()
+    if len(digest) not in _DIGESTS or any(c not in "0123456789abcdef" for c in digest):
+        raise UsageError(
+            f"{text!r} is not a certificate thumbprint (the hex SHA-1, SHA-256 or SHA-512 digest "
+            "of the certificate, colons allowed)"
+        )
+    return digest
+
+
+def certificate_thumbprint(der: bytes, algorithm: str = "sha256") -> str:
+    """The thumbprint of a DER certificate as vSphere shows it: hex pairs joined by colons."""
+    digest = hashlib.new(algorithm, der).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+class _PinnedContext(ssl.SSLContext):
+    """A client context that trusts one certificate, by its thumbprint (`_PinnedSocket`)."""
+
+    pinned = ""  # normalized thumbprint
+
+
+class _PinnedSocket(ssl.SSLSocket):
+    """A TLS socket that refuses the server unless its certificate has the pinned thumbprint.
+
+    The check runs right after every handshake, before a byte of the request is sent.
+    """
+
+    def do_handshake(self, block: bool = False) -> None:
+        super().do_handshake(block)
+        context = self.context
+        pinned = context.pinned if isinstance(context, _PinnedContext) else ""
+        der = self.getpeercert(binary_form=True) or b""
+        seen = hashlib.new(_DIGESTS[len(pinned)], der).hexdigest() if pinned else ""
+        if not pinned or not hmac.compare_digest(seen, pinned):
+            error = ssl.SSLCertVerificationError(
+                ssl.SSL_ERROR_SSL, "certificate thumbprint mismatch"
+            )
+            error.verify_code = 0
+            error.verify_message = (
+                f"its certificate is not the pinned one (pinned {pinned or 'nothing'})"
+            )
+            raise error
+
+
 def server_call_totals() -> dict[str, CallCounts]:
     """The calls every client of this process made so far, per server ("address:port")."""
     with _server_stats_lock:
@@ -105,6 +168,8 @@ class VSphereClient:
         protocol: Protocol,
         verify_tls: bool,
         timeout: float,
+        ca_file: str | os.PathLike[str] | None = None,
+        thumbprint: str | None = None,
     ) -> None:
         self.address = address
         self.port = port
@@ -112,8 +177,12 @@ class VSphereClient:
         self.protocol: Protocol = protocol
         self.verify_tls = verify_tls
         self.timeout = timeout
+        self.ca_file = os.fspath(ca_file) if ca_file is not None else None
+        self.thumbprint = normalize_thumbprint(thumbprint) if thumbprint else ""
+        self._ssl_context: ssl.SSLContext | None = None
         self.__password = password
         self._si: Any = None
+        self._content: Any = None  # the ServiceInstanceContent, read once at login
         self._login_lock = threading.Lock()
         self._generation = 0  # bumped at each login, so concurrent callers log in only once
         self._keepalive: threading.Thread | None = None
@@ -138,14 +207,26 @@ class VSphereClient:
         verify_tls: bool = True,
         timeout: float = 120.0,
         keepalive: float | None = None,
+        ca_file: str | os.PathLike[str] | None = None,
+        thumbprint: str | None = None,
     ) -> VSphereClient:
         """Log in to a vCenter or ESXi host. `keepalive` (seconds) starts the keep-alive thread.
 
         `timeout` bounds every HTTP exchange (a task wait asks for less than that per round).
+        Over https, `verify_tls` checks the server's certificate against the system's CAs, or
+        only against the CA certificates (PEM) in `ca_file`; a `thumbprint` pins the
+        certificate instead (no CA nor host name check: the certificate must be that one, even
+        with `verify_tls` false). A CA file and a thumbprint do not go together.
         """
         if protocol not in ("https", "http"):
             raise VSphereError(address, f"unknown protocol {protocol!r} (https or http)")
-        client = cls(address, port, user, password, protocol, verify_tls, timeout)
+        if protocol != "https" and (ca_file is not None or thumbprint):
+            raise UsageError(f"{address}: a CA file or a thumbprint needs https, not {protocol}")
+        if ca_file is not None and thumbprint:
+            raise UsageError(f"{address}: trust a CA file or pin a thumbprint, not both")
+        client = cls(
+            address, port, user, password, protocol, verify_tls, timeout, ca_file, thumbprint
+        )
         client._open()
         if keepalive:
             client.start_keepalive(keepalive)
@@ -156,13 +237,41 @@ class VSphereClient:
         return f"{self.address}:{self.port}"
 
     def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS client context of every connection to this server (None over http): made
+        once, shared by the SOAP pool and the datastore transfers."""
         if self.protocol != "https":
             return None
-        ctx = ssl.create_default_context()
+        if self._ssl_context is None:
+            self._ssl_context = self._make_ssl_context()
+        return self._ssl_context
+
+    def _make_ssl_context(self) -> ssl.SSLContext:
+        if self.thumbprint:
+            pinned = _PinnedContext(ssl.PROTOCOL_TLS_CLIENT)
+            pinned.check_hostname = False
+            pinned.verify_mode = ssl.CERT_NONE  # the pin replaces the chain and name checks
+            pinned.pinned = self.thumbprint
+            pinned.sslsocket_class = _PinnedSocket
+            return pinned
+        try:
+            ctx = ssl.create_default_context(cafile=self.ca_file)  # None: the system's CAs
+        except (OSError, ssl.SSLError) as e:
+            raise UsageError(f"{self.where}: cannot read the CA file {self.ca_file}: {e}") from e
         if not self.verify_tls:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         return ctx
+
+    def _presented_thumbprint(self) -> str:
+        """The SHA-256 thumbprint of the certificate the server shows, for an error message
+        ("" when it cannot be fetched)."""
+        try:
+            pem = ssl.get_server_certificate(
+                (self.address, self.port), timeout=min(self.timeout, 10.0)
+            )
+        except (OSError, ValueError):
+            return ""
+        return certificate_thumbprint(ssl.PEM_cert_to_DER_cert(pem))
 
     def _open(self) -> None:
         kwargs: dict[str, Any] = dict(
@@ -175,16 +284,30 @@ class VSphereClient:
         )
         if self.protocol == "https":
             kwargs["sslContext"] = self.ssl_context()
-            kwargs["disableSslCertValidation"] = not self.verify_tls
+            # pyVmomi would swap in a context of its own that checks nothing.
+            kwargs["disableSslCertValidation"] = False
         try:
             self._si = SmartConnect(**kwargs)
+            # pyVmomi's `si.content` is a round trip at every access, outside `call`: its
+            # failures would escape unmapped. The content does not change during a session.
+            self._content = self._si.RetrieveContent()
         except vim.fault.InvalidLogin as e:
             raise VSphereLoginError(self.where, self.user, fault_message(e)) from e
         except vmodl.MethodFault as e:
             raise map_fault(e, f"log in to {self.where}") from e
+        except ssl.SSLCertVerificationError as e:
+            raise map_transport(e, self.where, self._presented_thumbprint()) from e
         except _TRANSPORT as e:
             raise map_transport(e, self.where) from e
-        a = self._si.content.about
+        except Exception as e:
+            if type(e) is not Exception:
+                raise
+            # SmartConnect's bare Exception: its probe of /sdk/vimServiceVersions.xml got no
+            # vSphere answer (e.g. http asked of an https port, which answers 400).
+            raise VSphereConnectionError(
+                self.where, f"no vSphere API answers over {self.protocol} (wrong protocol or port?)"
+            ) from e
+        a = self._content.about
         self.about = ServerAbout(
             api_type=str(a.apiType or ""),
             name=str(a.name or ""),
@@ -201,9 +324,9 @@ class VSphereClient:
         with self._login_lock:
             if seen_generation is not None and seen_generation != self._generation:
                 return  # another thread already did
-            si = self._require()
+            self._require()
             try:
-                si.content.sessionManager.Login(userName=self.user, password=self.__password)
+                self._content.sessionManager.Login(userName=self.user, password=self.__password)
             except vim.fault.InvalidLogin as e:
                 raise VSphereLoginError(self.where, self.user, fault_message(e)) from e
             except vmodl.MethodFault as e:
@@ -274,7 +397,9 @@ class VSphereClient:
 
     @property
     def content(self) -> Any:
-        return self._require().content
+        """The ServiceInstanceContent (managers, root folder...) read at login."""
+        self._require()
+        return self._content
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
         """Run one pyVmomi call; map its fault; log in again once if the session had expired.

@@ -4,7 +4,8 @@ pyVmomi turns an answer into objects with a SAX handler written in Python: of th
 5,000-VM vCenter's `read_inventory` took (862k XML elements, 40 MB), 7 s went to that handler
 and 0.5 s to the socket. Here the same RetrieveContents request, serialized by pyVmomi itself,
 is posted over the client's logged-in stub (its connection pool, session cookie, URL and
-headers: http or https as connected), and the answer is parsed in C by libxml2 (lxml) into
+headers: http or https as connected, never plain http for an https session: a connection that
+is not TLS is refused), and the answer is parsed in C by libxml2 (lxml) into
 plain values: a managed object reference is its moref, an array of them a tuple, primitives
 Python's. A data object becomes what the caller's converter for its WSDL type makes of the
 element (`Converters`), so only what the caller needs is read and the rest is skipped without
@@ -188,21 +189,26 @@ def retrieve_contents(
 ) -> list[ObjectContent]:
     """RetrieveContents of one FilterSpec, through `client.call`."""
     si = client.si
-    pc = si.content.propertyCollector
+    pc = client.content.propertyCollector
     stub = si._stub
     info = PC.RetrieveContents.info
 
+    tls = client.protocol == "https"
+
     def post() -> list[ObjectContent]:
         body = stub.SerializeRequest(pc, info, [[spec]])
-        return _post(stub, info, body.encode() if isinstance(body, str) else body, converters)
+        return _post(stub, info, body.encode() if isinstance(body, str) else body, converters, tls)
 
     return client.call(what, post)
 
 
-def _post(stub: Any, info: Any, body: bytes, converters: Converters) -> list[ObjectContent]:
+def _post(
+    stub: Any, info: Any, body: bytes, converters: Converters, tls: bool
+) -> list[ObjectContent]:
     """One POST as pyVmomi's SoapStubAdapter.InvokeMethod makes it, without its deserializer.
 
-    No Accept-Encoding is sent: the answer comes as it is (pyVmomi's stub asks for gzip).
+    No Accept-Encoding is sent: the answer comes as it is (pyVmomi's stub asks for gzip). With
+    `tls`, a pooled connection that is not HTTPS is refused before anything is sent.
     """
     headers = {
         "Cookie": stub.cookie,
@@ -212,6 +218,11 @@ def _post(stub: Any, info: Any, body: bytes, converters: Converters) -> list[Obj
     }
     headers.update(stub._customHeaders or {})
     conn = stub.GetConnection()
+    if tls and not isinstance(conn, http.client.HTTPSConnection):
+        conn.close()
+        raise http.client.HTTPException(
+            f"the session is https but its connection is {type(conn).__name__}: not sent"
+        )
     fault: Any = None
     try:
         conn.request("POST", stub.path, body, headers)

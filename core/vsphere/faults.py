@@ -15,6 +15,7 @@ import ssl
 from typing import Any
 
 from core.errors import (
+    VSphereCertificateError,
     VSphereConnectionError,
     VSphereCustomizationError,
     VSphereDuplicateNameError,
@@ -142,11 +143,15 @@ def _map(fault: Any, what: str) -> VSphereError:
     return VSphereError(what, msg)
 
 
-def map_transport(exc: BaseException, address: str) -> VSphereError:
-    """A failure below SOAP (refused, reset, timed out, TLS) talking to `address`."""
+def map_transport(exc: BaseException, address: str, presented: str = "") -> VSphereError:
+    """A failure below SOAP (refused, reset, timed out, TLS) talking to `address`; `presented`
+    is the thumbprint of the certificate the server showed, when the caller fetched it."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        why = f"its TLS certificate is not trusted ({exc.verify_message}): import the CA or pin it"
-    elif isinstance(exc, ConnectionRefusedError):
+        why = str(exc.verify_message or exc)
+        if presented:
+            why += f"; it presents the certificate with SHA-256 thumbprint {presented}"
+        return VSphereCertificateError(address, why)
+    if isinstance(exc, ConnectionRefusedError):
         why = "connection refused (is the vCenter/ESXi service running on that port?)"
     elif isinstance(exc, TimeoutError | socket.timeout):
         why = "no answer in time"

@@ -70,6 +70,10 @@ func main() {
 	if err != nil {
 		fail("topology %s: %s", os.Args[1], err)
 	}
+	tlsConfig, err := serverTLS(topo)
+	if err != nil {
+		fail("topology %s: %s", os.Args[1], err)
+	}
 
 	// Stop signals are caught before anything is created, so that a SIGTERM arriving while the
 	// inventory is being built still removes the datastore directories.
@@ -102,6 +106,7 @@ func main() {
 	}
 
 	m.Service.Listen = &url.URL{Host: topo.Listen}
+	m.Service.TLS = tlsConfig // nil: plain http
 	s := m.Service.NewServer()
 	s.Server.Config.Handler = cbt.wrap(s.Server.Config.Handler)
 

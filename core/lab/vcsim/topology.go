@@ -17,6 +17,8 @@ type topology struct {
 	ChangelogDir  string       `json:"changelog_dir"`  // CBT change log root (cbt.go)
 	CBTMaxAreas   int          `json:"cbt_max_areas"`  // areas per QueryChangedDiskAreas answer
 	DatastoreRoot string       `json:"datastore_root"` // parent of the datastore temp dirs
+	TLSCert       string       `json:"tls_cert"`       // PEM certificate (chain): serve https (tls.go)
+	TLSKey        string       `json:"tls_key"`        // PEM private key of tls_cert
 	Datacenters   []datacenter `json:"datacenters"`
 }
 
