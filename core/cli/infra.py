@@ -6,6 +6,12 @@ given); adding a local repository makes its folder. `--no-check` stores without 
 Passwords come from `--password-stdin` or `$REPLICADESK_PASSWORD`, never from a flag value (which
 `ps` shows), and are stored encrypted as a credential named `server:<address>`. Removing
 something a job or a repository still uses is refused by the store, naming the users.
+
+An https server's certificate is pinned when it is added, as Veeam asks at "Add server": its
+SHA-256 thumbprint is read from the server (unverified) and must equal `--thumbprint`, or be
+accepted with `--accept-certificate`, or at a y/N question on a terminal; otherwise nothing is
+stored and the message gives the thumbprint. `server trust` pins the certificate of a stored
+server again, after it changed or for a server added before pinning existed.
 """
 
 from __future__ import annotations
@@ -77,10 +83,29 @@ def _register_servers(sub: argparse._SubParsersAction) -> None:  # type: ignore[
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     add.add_argument("--description", default="")
-    add.add_argument("--no-check", action="store_true", help="store it without logging in")
+    add.add_argument(
+        "--no-check",
+        action="store_true",
+        help="store it without logging in (an https server's certificate is still read, unless "
+        "--thumbprint gives its SHA-256)",
+    )
+    _certificate_args(add)
     add.add_argument("--json", action="store_true", help="print the server as JSON")
     db_arg(add)
     add.set_defaults(handler=cmd_server_add)
+
+    trust = ssub.add_parser(
+        "trust",
+        help="pin the TLS certificate an https server presents now (after it changed)",
+        description="Read the certificate the managed server presents and pin its SHA-256 "
+        "thumbprint: every later connection checks it. Check the thumbprint with the server's "
+        "administrator first (vSphere client: the host's or vCenter's certificate).",
+    )
+    trust.add_argument("address")
+    _certificate_args(trust)
+    trust.add_argument("--json", action="store_true", help="print the server as JSON")
+    db_arg(trust)
+    trust.set_defaults(handler=cmd_server_trust)
 
     ls = ssub.add_parser("list", help="list the managed servers")
     _json_arg(ls)
@@ -91,6 +116,75 @@ def _register_servers(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     rm.add_argument("address")
     db_arg(rm)
     rm.set_defaults(handler=cmd_server_remove)
+
+
+def _certificate_args(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--thumbprint",
+        metavar="HEX",
+        help="the thumbprint (SHA-256, SHA-1 or SHA-512, colons allowed) the server's "
+        "certificate must have, as its administrator gave it",
+    )
+    group.add_argument(
+        "--accept-certificate",
+        action="store_true",
+        help="pin whatever certificate the server presents now",
+    )
+
+
+def _interactive(args: argparse.Namespace) -> bool:
+    return not args.json and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def accepted_thumbprint(
+    address: str, port: int, args: argparse.Namespace, action: str, *, contact: bool = True
+) -> str:
+    """The SHA-256 thumbprint of the certificate the server at `address`:`port` presents, once
+    accepted by `--thumbprint`, `--accept-certificate` or the user at a terminal; otherwise a
+    `ServerCheckError` giving the thumbprint and saying nothing was `action` ("added"). Without
+    `contact`, a SHA-256 `--thumbprint` is taken as it is (the server is not reached)."""
+    import hashlib
+
+    from core.vsphere.connection import (
+        normalize_thumbprint,
+        presented_certificate,
+        thumbprint_matches,
+    )
+
+    expected = normalize_thumbprint(args.thumbprint) if args.thumbprint else ""
+    if not contact and len(expected) == 64:
+        return expected  # not contacted: the administrator's word is the pin
+    try:
+        der = presented_certificate(address, port, CHECK_TIMEOUT)
+    except VSphereError as e:
+        raise ServerCheckError(
+            address, f"cannot read its TLS certificate: {e}: not {action}"
+        ) from e
+    presented = hashlib.sha256(der).hexdigest()
+    if expected:
+        if not thumbprint_matches(der, expected):
+            raise ServerCheckError(
+                address,
+                f"it presents a certificate with SHA-256 thumbprint {presented}, not the "
+                f"expected {expected}: not {action} (someone may be posing as the server, or "
+                "its certificate was replaced: ask its administrator)",
+            )
+        return presented
+    if args.accept_certificate:
+        return presented
+    if _interactive(args):
+        print(f"{address}:{port} presents a TLS certificate with SHA-256 thumbprint\n  {presented}")
+        answer = input("Check it with the server's administrator. Trust it? [y/N] ")
+        if answer.strip().lower() in ("y", "yes"):
+            return presented
+        raise ServerCheckError(address, f"its certificate was not accepted: not {action}")
+    raise ServerCheckError(
+        address,
+        f"it presents a TLS certificate with SHA-256 thumbprint {presented}, not accepted yet: "
+        f"not {action}. Once its administrator confirms it, give --thumbprint {presented} or "
+        "--accept-certificate",
+    )
 
 
 def read_password(args: argparse.Namespace) -> Secret:
@@ -124,7 +218,18 @@ def server_doc(s: ManagedServer) -> dict[str, Any]:
         "credential": s.credential,
         "url": s.url,
         "description": s.description,
+        "thumbprint": s.thumbprint,
+        "certificate": certificate_words(s),
     }
+
+
+def certificate_words(s: ManagedServer) -> str:
+    """Whether the server's certificate is checked: "pinned", "not pinned" or "http"."""
+    from core.model.infra import Protocol
+
+    if s.protocol != Protocol.HTTPS:
+        return "http"
+    return "pinned" if s.pinned else "not pinned"
 
 
 def cmd_server_add(args: argparse.Namespace) -> int:
@@ -133,6 +238,8 @@ def cmd_server_add(args: argparse.Namespace) -> int:
 
     password = read_password(args)
     port = args.port if args.port is not None else (443 if args.protocol == "https" else 80)
+    if args.protocol != "https" and (args.thumbprint or args.accept_certificate):
+        raise UsageError("--thumbprint and --accept-certificate go with --protocol https")
     server = ManagedServer(
         kind=ServerKind(args.kind),
         address=args.address,
@@ -145,6 +252,11 @@ def cmd_server_add(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         if any(s.address == server.address for s in store.servers.list()):
             raise AlreadyExistsError("server", server.address)
+        if server.protocol == Protocol.HTTPS:
+            thumbprint = accepted_thumbprint(
+                server.address, server.port, args, "added", contact=not args.no_check
+            )
+            server = replace(server, thumbprint=thumbprint)
         answered = "not checked"
         if not args.no_check:
             from core.jobs.servers import check_server
@@ -183,9 +295,36 @@ def cmd_server_list(args: argparse.Namespace) -> int:
         print("no managed servers (`replicadesk server add` adds one)")
         return 0
     table(
-        ["ADDRESS", "KIND", "URL", "USER", "DESCRIPTION"],
-        [[s.address, str(s.kind), s.url, s.user, s.description] for s in servers],
+        ["ADDRESS", "KIND", "URL", "USER", "CERTIFICATE", "DESCRIPTION"],
+        [
+            [s.address, str(s.kind), s.url, s.user, certificate_words(s), s.description]
+            for s in servers
+        ],
     )
+    if any(s.protocol == "https" and not s.pinned for s in servers):
+        print("not pinned: the certificate is not verified; `replicadesk server trust ADDRESS`")
+    return 0
+
+
+def cmd_server_trust(args: argparse.Namespace) -> int:
+    from core.model.infra import Protocol
+
+    with open_store(args) as store:
+        server = store.servers.get(args.address)
+        if server.protocol != Protocol.HTTPS:
+            raise UsageError(f"server {server.address} speaks {server.protocol}: no certificate")
+        thumbprint = accepted_thumbprint(server.address, server.port, args, "pinned")
+        before = server.thumbprint
+        if thumbprint != before:
+            server = replace(server, thumbprint=thumbprint)
+            store.servers.update(server)
+    if args.json:
+        emit_json({**server_doc(server), "previous_thumbprint": before})
+    elif thumbprint == before:
+        print(f"server {server.address}: certificate {thumbprint} was already pinned")
+    else:
+        was = f"replaces {before}" if before else "was not pinned"
+        print(f"server {server.address}: certificate {thumbprint} pinned ({was})")
     return 0
 
 

@@ -18,6 +18,7 @@ from core.mover.tls import TlsFiles
 
 DEFAULT_MOVER_PORT = 6160
 MAX_PROXY_TASKS = 64
+HEX_DIGITS = "0123456789abcdef"
 
 
 class ServerKind(StrEnum):
@@ -53,6 +54,9 @@ class ManagedServer:
     port: int = 443
     protocol: Protocol = Protocol.HTTPS
     description: str = ""
+    # The SHA-256 (lowercase hex) of the certificate the administrator accepted: every https
+    # connection checks it. "" over http, and for https servers added before pinning existed.
+    thumbprint: str = ""
 
     def __post_init__(self) -> None:
         fields.choice("kind", self.kind, ServerKind)
@@ -63,6 +67,21 @@ class ManagedServer:
         fields.port("port", self.port)
         fields.choice("protocol", self.protocol, Protocol)
         fields.text("description", self.description)
+        if not isinstance(self.thumbprint, str) or (
+            self.thumbprint
+            and (len(self.thumbprint) != 64 or self.thumbprint.strip(HEX_DIGITS) != "")
+        ):
+            raise InvalidSettingError(
+                "thumbprint",
+                f"{fields.show(self.thumbprint)} is not a SHA-256 thumbprint (64 lowercase hex)",
+            )
+        if self.thumbprint and self.protocol != Protocol.HTTPS:
+            raise InvalidSettingError("thumbprint", "a certificate is pinned over https only")
+
+    @property
+    def pinned(self) -> bool:
+        """Whether its certificate is checked: https with an accepted thumbprint."""
+        return self.protocol == Protocol.HTTPS and bool(self.thumbprint)
 
     @property
     def url(self) -> str:

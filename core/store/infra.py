@@ -97,6 +97,7 @@ def _server_row(s: ManagedServer) -> Row:
         "user": s.user,
         "credential": s.credential,
         "description": s.description,
+        "thumbprint": s.thumbprint,
     }
 
 
@@ -109,6 +110,7 @@ def _server(row: Row) -> ManagedServer:
         port=row["port"],
         protocol=Protocol(row["protocol"]),
         description=row["description"],
+        thumbprint=row["thumbprint"],
     )
 
 
@@ -134,7 +136,8 @@ class Servers:
             self._check_credential(db, server)
             cur = db.execute(
                 "UPDATE servers SET kind = :kind, port = :port, protocol = :protocol, "
-                "user = :user, credential = :credential, description = :description "
+                "user = :user, credential = :credential, description = :description, "
+                "thumbprint = :thumbprint "
                 "WHERE address = :address",
                 _server_row(server),
             )

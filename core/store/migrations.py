@@ -7,7 +7,8 @@ The schema version of a database is the number of this set's migrations applied 
 Tables (every time is ISO 8601 UTC text; JSON columns hold lists or job documents):
 
     credentials     name PK, secret (Fernet token), description
-    servers         address PK, kind, port, protocol, user, credential -> credentials
+    servers         address PK, kind, port, protocol, user, credential -> credentials,
+                    thumbprint (SHA-256 of the accepted certificate; '' = not pinned)
     proxies         name PK, address, port, site, max_tasks, transport_modes (JSON), tls_*,
                     vm, vm_server (the proxy's own VM, for hot-add)
     repositories    name PK, path, site, proxy -> proxies
@@ -356,6 +357,13 @@ def m0011_point_bytes(db: Database) -> None:
         ALTER TABLE restore_points ADD COLUMN transferred_bytes INTEGER NOT NULL DEFAULT 0
         """,
     )
+
+
+@migrations(name="0012_server_thumbprint")
+def m0012_server_thumbprint(db: Database) -> None:
+    """The certificate thumbprint accepted for each managed server, checked at every https
+    connection. Servers added before show '': not pinned until `replicadesk server trust`."""
+    _sql(db, "ALTER TABLE servers ADD COLUMN thumbprint TEXT NOT NULL DEFAULT ''")
 
 
 def names() -> list[str]:

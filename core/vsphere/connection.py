@@ -21,7 +21,8 @@ connections, the fast reader's (`core.vsphere.fastprops` posts on the same pool)
 datastore transfers' (`ssl_context`). pyVmomi's own thumbprint check is not used: it checks the
 first connection only, then turns verification off on the shared context for every later one.
 An untrusted certificate is a `VSphereCertificateError` naming the server and the thumbprint of
-what it presented.
+what it presented. `presented_certificate` reads a server's certificate without trusting it, so
+an administrator can be shown its thumbprint before pinning it (`replicadesk server add|trust`).
 
 The password stays in this object (it is needed to log in again) and is never logged nor shown
 in a repr.
@@ -118,6 +119,27 @@ def certificate_thumbprint(der: bytes, algorithm: str = "sha256") -> str:
     """The thumbprint of a DER certificate as vSphere shows it: hex pairs joined by colons."""
     digest = hashlib.new(algorithm, der).hexdigest().upper()
     return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+def thumbprint_matches(der: bytes, pin: str) -> bool:
+    """Whether DER certificate `der` has thumbprint `pin` (SHA-1, SHA-256 or SHA-512, any
+    notation `normalize_thumbprint` takes)."""
+    pinned = normalize_thumbprint(pin)
+    return hmac.compare_digest(hashlib.new(_DIGESTS[len(pinned)], der).hexdigest(), pinned)
+
+
+def presented_certificate(address: str, port: int, timeout: float = 10.0) -> bytes:
+    """The DER certificate the TLS server at `address`:`port` presents, read without verifying
+    it (to show its thumbprint before it is trusted); `VSphereConnectionError` when no TLS
+    server answers there."""
+    where = f"{address}:{port}"
+    try:
+        pem = ssl.get_server_certificate((address, port), timeout=timeout)
+        return ssl.PEM_cert_to_DER_cert(pem)
+    except ssl.SSLError as e:
+        raise VSphereConnectionError(where, f"no TLS server answers there ({e})") from e
+    except (OSError, ValueError) as e:
+        raise map_transport(e, where) from e
 
 
 class _PinnedContext(ssl.SSLContext):
@@ -266,12 +288,10 @@ class VSphereClient:
         """The SHA-256 thumbprint of the certificate the server shows, for an error message
         ("" when it cannot be fetched)."""
         try:
-            pem = ssl.get_server_certificate(
-                (self.address, self.port), timeout=min(self.timeout, 10.0)
-            )
-        except (OSError, ValueError):
+            der = presented_certificate(self.address, self.port, min(self.timeout, 10.0))
+        except VSphereConnectionError:
             return ""
-        return certificate_thumbprint(ssl.PEM_cert_to_DER_cert(pem))
+        return certificate_thumbprint(der)
 
     def _open(self) -> None:
         kwargs: dict[str, Any] = dict(

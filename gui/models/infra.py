@@ -16,13 +16,18 @@ MODE_WORDS = {
 
 
 class ServersModel(RecordTableModel):
-    ADDRESS, KIND, USER, PORT, PROTOCOL, DESCRIPTION = range(6)
+    ADDRESS, KIND, USER, PORT, PROTOCOL, CERTIFICATE, DESCRIPTION = range(7)
     columns = (
         Column("Name", lambda s: s.address),
         Column("Type", lambda s: KIND_WORDS[ServerKind(s.kind)]),
         Column("User", lambda s: s.user),
         Column("Port", lambda s: str(s.port), sort=lambda s: s.port, align=RIGHT),
         Column("Protocol", lambda s: str(s.protocol).upper()),
+        # "Not pinned": an https server added before pinning, its certificate not verified.
+        Column(
+            "Certificate",
+            lambda s: "Pinned" if s.pinned else "Not pinned" if s.protocol == "https" else "HTTP",
+        ),
         Column("Description", lambda s: s.description),
     )
 

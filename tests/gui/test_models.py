@@ -17,6 +17,7 @@ from PySide6.QtCore import QMimeData, QModelIndex, Qt
 from core.errors import InvalidSettingError
 from core.jobs.events import TaskProgress
 from core.lab.register import inventories
+from core.model.infra import Protocol
 from core.model.replicas import ReplicaState
 from core.model.runs import RunStatus
 from gui.models.base import STATUS_COLORS, Role
@@ -192,6 +193,16 @@ def test_infrastructure_models(ran: Ran) -> None:
     servers.set_rows(home.servers)
     assert {text(servers, r, ServersModel.KIND) for r in range(2)} == {"vCenter Server"}
     assert {text(servers, r, ServersModel.PROTOCOL) for r in range(2)} == {"HTTP"}
+    assert {text(servers, r, ServersModel.CERTIFICATE) for r in range(2)} == {"HTTP"}
+    servers.set_rows([dataclasses.replace(s, protocol=Protocol.HTTPS) for s in home.servers[:1]])
+    assert text(servers, 0, ServersModel.CERTIFICATE) == "Not pinned"
+    servers.set_rows(
+        [
+            dataclasses.replace(s, protocol=Protocol.HTTPS, thumbprint="ab" * 32)
+            for s in home.servers[:1]
+        ]
+    )
+    assert text(servers, 0, ServersModel.CERTIFICATE) == "Pinned"
     proxies = ProxiesModel()
     proxies.set_rows(home.proxies)
     assert sorted(text(proxies, r, ProxiesModel.SITE) for r in range(2)) == ["dr", "production"]

@@ -51,6 +51,16 @@ def test_defaults_and_url() -> None:
         ),
         (lambda: ManagedServer(ServerKind.ESXI, "esx1", ""), "user: must not be empty"),
         (
+            lambda: ManagedServer(ServerKind.ESXI, "esx1", "root", thumbprint="AB:CD"),
+            'thumbprint: "AB:CD" is not a SHA-256 thumbprint (64 lowercase hex)',
+        ),
+        (
+            lambda: ManagedServer(
+                ServerKind.ESXI, "esx1", "root", protocol=Protocol.HTTP, thumbprint="ab" * 32
+            ),
+            "thumbprint: a certificate is pinned over https only",
+        ),
+        (
             lambda: BackupProxy("p", "10.0.0.1", "dr", max_tasks=0),
             "max_tasks: 0 is out of range (1 to 64)",
         ),

@@ -51,6 +51,12 @@ def test_updates(store: Store) -> None:
     )
     store.servers.update(changed)
     assert store.servers.get("vc-dr.example.net") == changed
+    pinned = ManagedServer(
+        ServerKind.VCENTER, "vc-dr.example.net", "svc-replicadesk", "prod-admin", 8443,
+        thumbprint="ab" * 32,
+    )  # fmt: skip
+    store.servers.update(pinned)
+    assert store.servers.get("vc-dr.example.net") == pinned and pinned.pinned
     store.proxies.update(BackupProxy("proxy-dr-1", "10.1.0.12", "dr", max_tasks=2))
     assert store.proxies.get("proxy-dr-1").max_tasks == 2
     store.repositories.update(Repository("metadata-prod", "/data/meta", "prod", None))

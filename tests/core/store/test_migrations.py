@@ -22,7 +22,7 @@ def tables(path: Path) -> set[str]:
 
 def test_a_new_database_gets_the_latest_schema_without_a_backup(db_path: Path) -> None:
     with Store.open(db_path) as store:
-        assert store.schema_version == Store.latest_schema_version() == len(names()) == 11
+        assert store.schema_version == Store.latest_schema_version() == len(names()) == 12
         assert store.migration_backup is None
     assert {
         "servers",
@@ -39,7 +39,7 @@ def test_a_new_database_gets_the_latest_schema_without_a_backup(db_path: Path) -
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     # Opening again changes nothing.
     with Store.open(db_path) as store:
-        assert store.schema_version == 11 and store.migration_backup is None
+        assert store.schema_version == 12 and store.migration_backup is None
 
 
 def test_an_older_schema_is_copied_then_migrated_and_keeps_its_data(db_path: Path) -> None:
@@ -62,12 +62,14 @@ def test_an_older_schema_is_copied_then_migrated_and_keeps_its_data(db_path: Pat
     assert "sessions" not in tables(db_path)
 
     with Store.open(db_path) as store:
-        assert store.schema_version == 11
+        assert store.schema_version == 12
         backup = store.migration_backup
         assert backup is not None and backup.name.startswith("replicadesk.db.v2-")
         assert store.servers.get("esx-dr-1.example.net") == ManagedServer(
             ServerKind.ESXI, "esx-dr-1.example.net", "root", description="DR host"
         )
+        # An https server of an older release keeps no thumbprint: not pinned until trusted.
+        assert not store.servers.get("esx-dr-1.example.net").pinned
     # The copy is the database as it was: version 2, the server, no sessions table.
     assert backup.stat().st_mode & 0o777 == 0o600
     assert "sessions" not in tables(backup) and "servers" in tables(backup)
@@ -106,7 +108,7 @@ def test_a_newer_schema_is_refused(db_path: Path) -> None:
     with pytest.raises(SchemaTooNewError) as err:
         Store.open(db_path)
     assert str(err.value) == (
-        f"Database {db_path} has schema version 12, newer than this ReplicaDesk knows (11): "
+        f"Database {db_path} has schema version 13, newer than this ReplicaDesk knows (12): "
         "upgrade ReplicaDesk"
     )
 
