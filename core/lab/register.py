@@ -73,14 +73,24 @@ def register_lab(store: Store, state: LabState, repository_path: Path) -> LabSer
     _add(
         store.proxies.add,
         BackupProxy(
-            DR_PROXY, dr.proxy_address, DR_SITE, dr.proxy_port, 4, tls=client,
+            DR_PROXY,
+            dr.proxy_address,
+            DR_SITE,
+            dr.proxy_port,
+            4,
+            tls=client,
             description="lab: DR site proxy",
         ),
     )
     _add(
         store.proxies.add,
         BackupProxy(
-            PROD_PROXY, prod.proxy_address, PROD_SITE, prod.proxy_port, 4, tls=client,
+            PROD_PROXY,
+            prod.proxy_address,
+            PROD_SITE,
+            prod.proxy_port,
+            4,
+            tls=client,
             description="lab: production site proxy",
         ),
     )

@@ -86,7 +86,7 @@ class TransferStats:
 
     @property
     def bottleneck_line(self) -> str:
-        """"Source 12% > Proxy 80% > Network 35% > Target 20%", as the backup consoles show it."""
+        """ "Source 12% > Proxy 80% > Network 35% > Target 20%", as the backup consoles show it."""
         shares = dict(self.busy)
         return " > ".join(
             f"{stage.capitalize()} {shares[stage]:.0%}"
@@ -111,8 +111,10 @@ def combine(parts: Iterable[TransferStats]) -> TransferStats:
             busy[stage] = busy.get(stage, 0.0) + share * p.duration
     shares = {k: min(1.0, v / duration) for k, v in busy.items()} if duration > 0 else {}
     top = max(shares, key=lambda k: shares[k]) if shares else None
-    bottleneck = Bottleneck(top.capitalize()) if top else next(
-        (p.bottleneck for p in reversed(items) if p.bottleneck), None
+    bottleneck = (
+        Bottleneck(top.capitalize())
+        if top
+        else next((p.bottleneck for p in reversed(items) if p.bottleneck), None)
     )
     return TransferStats(
         sum(p.processed_bytes for p in items),

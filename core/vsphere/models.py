@@ -214,9 +214,7 @@ class Vm:
         for i, nic in enumerate(self.nics):
             guest = next((g for g in self.guest_nics if g.device_key == nic.key), None)
             if guest is None and nic.mac:
-                guest = next(
-                    (g for g in self.guest_nics if g.mac.lower() == nic.mac.lower()), None
-                )
+                guest = next((g for g in self.guest_nics if g.mac.lower() == nic.mac.lower()), None)
             ips = guest.ip_addresses if guest is not None else ()
             if not ips and i == 0 and self.ip_address and not self.guest_nics:
                 ips = (self.ip_address,)

@@ -93,4 +93,3 @@ def remove_isolated_network(client: VSphereClient, net: IsolatedNetwork) -> None
 def network_exists(client: VSphereClient, host: str, name: str) -> bool:
     """A network of this name is usable by VMs on `host`."""
     return any(n.name == name for n in networks_on_host(client, host))
-
