@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.model.infra import ManagedServer
 from core.model.job import ReplicationJob
 from core.model.runs import Session
 from core.store.store import Store
@@ -43,6 +44,7 @@ from gui.models.inventory import InventoryModel
 from gui.models.jobs import JobsModel
 from gui.models.replicas import ReplicasModel
 from gui.models.sessions import SessionsModel
+from gui.server_dialog import AddServerDialog
 from gui.snapshot import JobRow, ReplicaRow
 from gui.store_watcher import DEFAULT_INTERVAL_MS, StoreWatcher
 from gui.views.infrastructure import InfrastructureView
@@ -117,6 +119,7 @@ class MainWindow(QMainWindow):
     runStarted = Signal(object)  # the RunJobWorker of a run started here
     sessionOpened = Signal(object)  # the SessionWindow just opened
     wizardOpened = Signal(object)  # the JobWizard just opened (New or Edit job)
+    serverDialogOpened = Signal(object)  # the AddServerDialog just opened
 
     def __init__(
         self, store: Store, poll_ms: int = DEFAULT_INTERVAL_MS, parent: QWidget | None = None
@@ -131,6 +134,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._inventory_worker: InventoryWorker | None = None
         self.job_wizard: JobWizard | None = None
+        self.server_dialog: AddServerDialog | None = None
         self._last_poll: dt.datetime | None = None
 
         self.jobs_model = JobsModel(self)
@@ -193,7 +197,7 @@ class MainWindow(QMainWindow):
             "vCenter Servers and standalone ESXi hosts ReplicaDesk logs in to. The DR site's "
             "hosts may be added directly, so failover works without the production vCenter.",
             self.servers_model,
-            "No managed servers. Add one with `replicadesk server add`.",
+            "No managed servers. Add one with Add Server (or `replicadesk server add`).",
         )
         self.proxies_view = InfrastructureView(
             "Backup Proxies",
@@ -275,6 +279,12 @@ class MainWindow(QMainWindow):
             "Ctrl+L",
             "Read the inventory of every managed server again",
         )
+        self.act_add_server = self._action(
+            "Add &Server...",
+            sp.SP_DriveNetIcon,
+            "Ctrl+Shift+H",
+            "Add a vCenter Server or an ESXi host: its certificate is pinned, its password stored",
+        )
         # F5, not QKeySequence.Refresh: under GNOME that is also Ctrl+R, Run Job's shortcut,
         # and Qt ignores a shortcut two actions share.
         self.act_refresh = self._action(
@@ -298,6 +308,7 @@ class MainWindow(QMainWindow):
         self.act_stop.triggered.connect(self.stop_selected_jobs)
         self.act_stats.triggered.connect(self.open_selected_session)
         self.act_reload_inventory.triggered.connect(self.load_inventory)
+        self.act_add_server.triggered.connect(self.add_server)
         self.act_refresh.triggered.connect(self.watcher.refresh)
         self.act_filter.triggered.connect(self.focus_filter)
         self.act_quit.triggered.connect(self.close)
@@ -314,7 +325,7 @@ class MainWindow(QMainWindow):
             Page.LAST_24H: [self.act_stats],
             Page.HISTORY: [self.act_stats],
             Page.INVENTORY: [self.act_reload_inventory],
-            Page.SERVERS: [self.act_reload_inventory],
+            Page.SERVERS: [self.act_add_server, self.act_reload_inventory],
             Page.PROXIES: [],
             Page.REPOSITORIES: [],
         }
@@ -330,7 +341,7 @@ class MainWindow(QMainWindow):
         for view in (self.last24_view, self.history_view):
             view.actions_for_menu = [self.act_stats]
         self.inventory_view.tree.addAction(self.act_reload_inventory)
-        self.servers_view.table.actions_for_menu = [self.act_reload_inventory]
+        self.servers_view.table.actions_for_menu = [self.act_add_server, self.act_reload_inventory]
         self.dr.add_actions()
         self.toolbar = QToolBar("Ribbon", self)
         self.toolbar.setObjectName("ribbon")
@@ -401,6 +412,7 @@ class MainWindow(QMainWindow):
         go.addAction(self.act_filter)
         self.inventory_menu = bar.addMenu("&Inventory")
         self.inventory_menu.addAction(self.act_reload_inventory)
+        self.inventory_menu.addAction(self.act_add_server)
         self.dr.add_menus(bar)
 
     def _make_status_bar(self) -> None:
@@ -746,6 +758,27 @@ class MainWindow(QMainWindow):
     def _inventory_done(self) -> None:
         self._inventory_worker = None
         self.act_reload_inventory.setEnabled(True)
+
+    def add_server(self) -> AddServerDialog:
+        """The Add Server dialog (one at a time); the table and inventory follow what it adds."""
+        if self.server_dialog is None:
+            dialog = AddServerDialog(self.store, self.workers, self)
+            dialog.added.connect(self._server_added)
+            dialog.finished.connect(self._server_dialog_closed)
+            self.server_dialog = dialog
+            self.serverDialogOpened.emit(dialog)
+        self.server_dialog.open()
+        self.server_dialog.raise_()
+        return self.server_dialog
+
+    def _server_added(self, server: ManagedServer) -> None:
+        self.statusBar().showMessage(f"Added managed server {server.address}", 15000)
+        self.watcher.refresh()
+
+    def _server_dialog_closed(self, _result: int) -> None:
+        if self.server_dialog is not None:
+            self.server_dialog.deleteLater()
+            self.server_dialog = None
 
     # -- closing -----------------------------------------------------------------------------------
 

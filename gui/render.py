@@ -5,9 +5,10 @@ creates jobs (one over lab VMs and a folder; one scheduled daily that has not ru
 first once headless, lets the guests write, then runs it again from the console's Run action
 and opens its session window (with its throughput chart), loads the inventory, and grabs each
 page of the main window, the session window, every step of the New Replication Job wizard
-(`gui.render_wizard`, which stores a third job) and Edit job, and the Inventory view's "Add to
-Replication Job" menu open with the wizard it opens. The README's pictures come from here; so
-do the checks that nothing is clipped or empty.
+(`gui.render_wizard`, which stores a third job) and Edit job, the Inventory view's "Add to
+Replication Job" menu open with the wizard it opens, and the Add Server dialog with the
+certificate alert of a TLS ESXi host (a simulator of its own). The README's pictures come from
+here; so do the checks that nothing is clipped or empty.
 
 Waiting is on signals (a nested `QEventLoop` quit by the signal or a timeout), never on sleeps.
 """
@@ -217,6 +218,8 @@ def render_views(out: Path, vms: int = 12) -> list[Path]:
                     if page == Page.HISTORY:
                         window.history_view.view.selectRow(0)
                     paths.append(_save(window, out, name))
+                    if page == Page.SERVERS:
+                        paths += render_add_server(window, work, out)
                 window.close()
         finally:
             lab.stop()
@@ -281,6 +284,36 @@ def render_add_to_job(window: object, server: str, out: Path) -> list[Path]:
     wizard.resize(*WIZARD_SIZE)
     paths.append(_save(wizard, out, "wizard-added-from-inventory"))
     wizard.reject()
+    return paths
+
+
+def render_add_server(window: object, work: Path, out: Path) -> list[Path]:
+    """The Add Server dialog filled in for an ESXi host serving TLS (a simulator of its own,
+    stopped here), then its certificate security alert; cancelled, so nothing is stored."""
+    from core.lab.simulator import Simulator, SimulatorSpec
+    from gui.main_window import MainWindow
+
+    assert isinstance(window, MainWindow)
+    with Simulator(SimulatorSpec.esx(vms=1), workdir=work / "esx-tls", tls=True) as sim:
+        dialog = window.add_server()
+        dialog.kind.setCurrentIndex(1)
+        # Not sim.host: the lab's servers are stored under 127.0.0.1, and the address is a
+        # server's name. "localhost" is on the simulator's certificate too.
+        dialog.address.setText("localhost")
+        dialog.port.setValue(sim.port)
+        dialog.user.setText("root")
+        dialog.password.setText("password")
+        dialog.description.setText("DR site host, added directly for failover")
+        dialog.adjustSize()
+        paths = [_save(dialog, out, "add-server")]
+        dialog.connect_button.click()
+        if not wait_for(dialog.certificateShown, 30):
+            raise ReplicaDeskError(
+                f"Add Server did not show the certificate: "
+                f"{dialog.status.text() or dialog.errors.shown()}"
+            )
+        paths.append(_save(dialog, out, "add-server-certificate"))
+        dialog.reject()
     return paths
 
 

@@ -42,10 +42,6 @@ PASSWORD_ENV = "REPLICADESK_PASSWORD"
 CHECK_TIMEOUT = 10.0  # seconds to reach a proxy's mover service
 
 
-def credential_name(address: str) -> str:
-    return f"server:{address}"
-
-
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _register_servers(sub)
     _register_proxies(sub)
@@ -233,8 +229,8 @@ def certificate_words(s: ManagedServer) -> str:
 
 
 def cmd_server_add(args: argparse.Namespace) -> int:
+    from core.jobs.servers import add_server, credential_name, refuse_duplicate
     from core.model.infra import ManagedServer, Protocol, ServerKind
-    from core.model.secret import Credential
 
     password = read_password(args)
     port = args.port if args.port is not None else (443 if args.protocol == "https" else 80)
@@ -250,32 +246,19 @@ def cmd_server_add(args: argparse.Namespace) -> int:
         description=args.description,
     )
     with open_store(args) as store:
-        if any(s.address == server.address for s in store.servers.list()):
-            raise AlreadyExistsError("server", server.address)
+        refuse_duplicate(store, server.address)
         if server.protocol == Protocol.HTTPS:
             thumbprint = accepted_thumbprint(
                 server.address, server.port, args, "added", contact=not args.no_check
             )
             server = replace(server, thumbprint=thumbprint)
-        answered = "not checked"
-        if not args.no_check:
-            from core.jobs.servers import check_server
-
-            try:
-                answered = check_server(server, password)
-            except ServerCheckError:
-                raise
-            except VSphereError as e:
-                raise ServerCheckError(
-                    server.address, f"{e} (--no-check stores it without logging in)"
-                ) from e
-        assert server.credential is not None
-        store.credentials.put(Credential(server.credential, password, f"{server.user}"))
-        try:
-            store.servers.add(server)
-        except BaseException:
-            store.credentials.remove(server.credential)
-            raise
+        answered = add_server(
+            store,
+            server,
+            password,
+            check=not args.no_check,
+            hint=" (--no-check stores it without logging in)",
+        )
     if args.json:
         emit_json({**server_doc(server), "answered": answered})
     else:

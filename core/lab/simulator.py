@@ -14,6 +14,7 @@ Topology JSON (what `SimulatorSpec.to_json` writes; the launcher refuses unknown
     {"model": "vpx" | "esx", "listen": "127.0.0.1:0", "changelog_dir": "...",
      "cbt_max_areas": 4, "datastore_root": "...",
      "tls_cert": "", "tls_key": "",                    # PEM files: serve https; "": http
+     "login_user": "", "login_password": "",           # "": any user name and password
      "datacenters": [{"name": "...",
         "datastores": [{"name": "...", "hosts": []}],          # [] = every host of the DC
         "networks": ["..."],                                    # standard port groups
@@ -156,6 +157,10 @@ class SimulatorSpec:
     datacenters: tuple[DatacenterSpec, ...] = ()
     listen: str = "127.0.0.1:0"
     cbt_max_areas: int = 4  # areas per QueryChangedDiskAreas answer: clients must page
+    # With a login_user, only it logs in, with login_password; otherwise any non-empty user
+    # name and password do (vcsim's default).
+    login_user: str = ""
+    login_password: str = ""
 
     def to_json(
         self,

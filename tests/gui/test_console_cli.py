@@ -67,6 +67,8 @@ VIEWS = {
     "plan-run-cancelled",
     "failover-plans",
     "bandwidth",
+    "add-server",
+    "add-server-certificate",
 }
 
 

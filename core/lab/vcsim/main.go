@@ -106,6 +106,10 @@ func main() {
 	}
 
 	m.Service.Listen = &url.URL{Host: topo.Listen}
+	if topo.LoginUser != "" {
+		// vcsim then refuses any other user name or password (InvalidLogin), as vSphere does.
+		m.Service.Listen.User = url.UserPassword(topo.LoginUser, topo.LoginPassword)
+	}
 	m.Service.TLS = tlsConfig // nil: plain http
 	s := m.Service.NewServer()
 	s.Server.Config.Handler = cbt.wrap(s.Server.Config.Handler)

@@ -19,6 +19,8 @@ type topology struct {
 	DatastoreRoot string       `json:"datastore_root"` // parent of the datastore temp dirs
 	TLSCert       string       `json:"tls_cert"`       // PEM certificate (chain): serve https (tls.go)
 	TLSKey        string       `json:"tls_key"`        // PEM private key of tls_cert
+	LoginUser     string       `json:"login_user"`     // "": any user name and password log in
+	LoginPassword string       `json:"login_password"` // with login_user: the only password taken
 	Datacenters   []datacenter `json:"datacenters"`
 }
 
