@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.model.infra import ManagedServer
+from core.model.infra import ManagedServer, Repository
 from core.model.job import ReplicationJob
 from core.model.runs import Session
 from core.store.store import Store
@@ -44,6 +44,7 @@ from gui.models.inventory import InventoryModel
 from gui.models.jobs import JobsModel
 from gui.models.replicas import ReplicasModel
 from gui.models.sessions import SessionsModel
+from gui.repository_dialog import AddRepositoryDialog
 from gui.server_dialog import AddServerDialog
 from gui.snapshot import JobRow, ReplicaRow
 from gui.store_watcher import DEFAULT_INTERVAL_MS, StoreWatcher
@@ -120,6 +121,7 @@ class MainWindow(QMainWindow):
     sessionOpened = Signal(object)  # the SessionWindow just opened
     wizardOpened = Signal(object)  # the JobWizard just opened (New or Edit job)
     serverDialogOpened = Signal(object)  # the AddServerDialog just opened
+    repositoryDialogOpened = Signal(object)  # the AddRepositoryDialog just opened
 
     def __init__(
         self, store: Store, poll_ms: int = DEFAULT_INTERVAL_MS, parent: QWidget | None = None
@@ -135,6 +137,7 @@ class MainWindow(QMainWindow):
         self._inventory_worker: InventoryWorker | None = None
         self.job_wizard: JobWizard | None = None
         self.server_dialog: AddServerDialog | None = None
+        self.repository_dialog: AddRepositoryDialog | None = None
         self._last_poll: dt.datetime | None = None
 
         self.jobs_model = JobsModel(self)
@@ -211,7 +214,7 @@ class MainWindow(QMainWindow):
             "Where replica metadata (the digests of every block of every replica disk) is kept: "
             "on the source side, close to the source proxy.",
             self.repositories_model,
-            "No repositories. Add one with `replicadesk repo add`.",
+            "No repositories. Add one with Add Repository (or `replicadesk repo add`).",
         )
         self.pages: dict[Page, QWidget] = {
             Page.JOBS: self.jobs_view,
@@ -285,6 +288,12 @@ class MainWindow(QMainWindow):
             "Ctrl+Shift+H",
             "Add a vCenter Server or an ESXi host: its certificate is pinned, its password stored",
         )
+        self.act_add_repository = self._action(
+            "Add &Repository...",
+            sp.SP_DirIcon,
+            "Ctrl+Shift+O",
+            "Add a folder for replica metadata, on a source-site proxy or on this host",
+        )
         # F5, not QKeySequence.Refresh: under GNOME that is also Ctrl+R, Run Job's shortcut,
         # and Qt ignores a shortcut two actions share.
         self.act_refresh = self._action(
@@ -309,6 +318,7 @@ class MainWindow(QMainWindow):
         self.act_stats.triggered.connect(self.open_selected_session)
         self.act_reload_inventory.triggered.connect(self.load_inventory)
         self.act_add_server.triggered.connect(self.add_server)
+        self.act_add_repository.triggered.connect(self.add_repository)
         self.act_refresh.triggered.connect(self.watcher.refresh)
         self.act_filter.triggered.connect(self.focus_filter)
         self.act_quit.triggered.connect(self.close)
@@ -327,7 +337,7 @@ class MainWindow(QMainWindow):
             Page.INVENTORY: [self.act_reload_inventory],
             Page.SERVERS: [self.act_add_server, self.act_reload_inventory],
             Page.PROXIES: [],
-            Page.REPOSITORIES: [],
+            Page.REPOSITORIES: [self.act_add_repository],
         }
         self.jobs_view.actions_for_menu = [
             self.act_new_job,
@@ -342,6 +352,7 @@ class MainWindow(QMainWindow):
             view.actions_for_menu = [self.act_stats]
         self.inventory_view.tree.addAction(self.act_reload_inventory)
         self.servers_view.table.actions_for_menu = [self.act_add_server, self.act_reload_inventory]
+        self.repositories_view.table.actions_for_menu = [self.act_add_repository]
         self.dr.add_actions()
         self.toolbar = QToolBar("Ribbon", self)
         self.toolbar.setObjectName("ribbon")
@@ -413,6 +424,7 @@ class MainWindow(QMainWindow):
         self.inventory_menu = bar.addMenu("&Inventory")
         self.inventory_menu.addAction(self.act_reload_inventory)
         self.inventory_menu.addAction(self.act_add_server)
+        self.inventory_menu.addAction(self.act_add_repository)
         self.dr.add_menus(bar)
 
     def _make_status_bar(self) -> None:
@@ -779,6 +791,27 @@ class MainWindow(QMainWindow):
         if self.server_dialog is not None:
             self.server_dialog.deleteLater()
             self.server_dialog = None
+
+    def add_repository(self) -> AddRepositoryDialog:
+        """The Add Repository dialog (one at a time); the table follows what it adds."""
+        if self.repository_dialog is None:
+            dialog = AddRepositoryDialog(self.store, self)
+            dialog.added.connect(self._repository_added)
+            dialog.finished.connect(self._repository_dialog_closed)
+            self.repository_dialog = dialog
+            self.repositoryDialogOpened.emit(dialog)
+        self.repository_dialog.open()
+        self.repository_dialog.raise_()
+        return self.repository_dialog
+
+    def _repository_added(self, repo: Repository) -> None:
+        self.statusBar().showMessage(f"Added repository {repo.name}", 15000)
+        self.watcher.refresh()
+
+    def _repository_dialog_closed(self, _result: int) -> None:
+        if self.repository_dialog is not None:
+            self.repository_dialog.deleteLater()
+            self.repository_dialog = None
 
     # -- closing -----------------------------------------------------------------------------------
 

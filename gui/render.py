@@ -220,6 +220,8 @@ def render_views(out: Path, vms: int = 12) -> list[Path]:
                     paths.append(_save(window, out, name))
                     if page == Page.SERVERS:
                         paths += render_add_server(window, work, out)
+                    if page == Page.REPOSITORIES:
+                        paths += render_add_repository(window, out)
                 window.close()
         finally:
             lab.stop()
@@ -314,6 +316,30 @@ def render_add_server(window: object, work: Path, out: Path) -> list[Path]:
             )
         paths.append(_save(dialog, out, "add-server-certificate"))
         dialog.reject()
+    return paths
+
+
+def render_add_repository(window: object, out: Path) -> list[Path]:
+    """The Add Repository dialog filled in for a folder on the lab's source proxy, then refusing
+    a name already stored beside its field; cancelled, so nothing is stored."""
+    from gui.main_window import MainWindow
+
+    assert isinstance(window, MainWindow)
+    dialog = window.add_repository()
+    dialog.proxy.setCurrentIndex(1 if dialog.proxy.count() > 1 else 0)
+    dialog.name.setText("Zürich metadata")
+    dialog.path.setText("/var/lib/replicadesk/zurich")
+    dialog.description.setText("Replica metadata of the Zürich jobs")
+    dialog.adjustSize()
+    paths = [_save(dialog, out, "add-repository")]
+    stored = window.repositories_model.records()
+    if not stored:
+        raise ReplicaDeskError("the lab has no repository for Add Repository to refuse")
+    dialog.name.setText(stored[0].name)
+    dialog.finish_button.click()
+    dialog.adjustSize()
+    paths.append(_save(dialog, out, "add-repository-refused"))
+    dialog.reject()
     return paths
 
 

@@ -581,33 +581,13 @@ def repo_doc(r: Repository) -> dict[str, Any]:
 
 
 def cmd_repo_add(args: argparse.Namespace) -> int:
+    from core.jobs.repositories import add_repository, repository_site
     from core.model.infra import Repository
 
     with open_store(args) as store:
-        site = args.site
-        if args.proxy is not None:
-            proxy = store.proxies.get(args.proxy)
-            if site is not None and site != proxy.site:
-                raise UsageError(
-                    f"proxy {proxy.name!r} is at site {proxy.site!r}, not {site!r}: a repository "
-                    "is served by a proxy of its own site"
-                )
-            site = proxy.site
-        if site is None:
-            raise UsageError("give --site (or --proxy, whose site the repository takes)")
+        site = repository_site(store, args.site, args.proxy)
         repo = Repository(args.name, args.path, site, args.proxy, args.description)
-        if any(r.name == repo.name for r in store.repositories.list()):
-            raise AlreadyExistsError("repository", repo.name)
-        if repo.proxy is None and not args.no_check:
-            try:
-                Path(repo.path).mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise UsageError(
-                    f"repository {repo.name!r}: cannot make {repo.path}: {e.strerror or e}"
-                ) from e
-            if not os.access(repo.path, os.W_OK):
-                raise UsageError(f"repository {repo.name!r}: {repo.path} is not writable")
-        store.repositories.add(repo)
+        add_repository(store, repo, check=not args.no_check)
     if args.json:
         emit_json(repo_doc(repo))
     else:
