@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.model.infra import ManagedServer, Repository
+from core.model.infra import BackupProxy, ManagedServer, Repository
 from core.model.job import ReplicationJob
 from core.model.runs import Session
 from core.store.store import Store
@@ -44,6 +44,7 @@ from gui.models.inventory import InventoryModel
 from gui.models.jobs import JobsModel
 from gui.models.replicas import ReplicasModel
 from gui.models.sessions import SessionsModel
+from gui.proxy_dialog import AddProxyDialog
 from gui.repository_dialog import AddRepositoryDialog
 from gui.server_dialog import AddServerDialog
 from gui.snapshot import JobRow, ReplicaRow
@@ -121,6 +122,7 @@ class MainWindow(QMainWindow):
     sessionOpened = Signal(object)  # the SessionWindow just opened
     wizardOpened = Signal(object)  # the JobWizard just opened (New or Edit job)
     serverDialogOpened = Signal(object)  # the AddServerDialog just opened
+    proxyDialogOpened = Signal(object)  # the AddProxyDialog just opened
     repositoryDialogOpened = Signal(object)  # the AddRepositoryDialog just opened
 
     def __init__(
@@ -137,6 +139,7 @@ class MainWindow(QMainWindow):
         self._inventory_worker: InventoryWorker | None = None
         self.job_wizard: JobWizard | None = None
         self.server_dialog: AddServerDialog | None = None
+        self.proxy_dialog: AddProxyDialog | None = None
         self.repository_dialog: AddRepositoryDialog | None = None
         self._last_poll: dt.datetime | None = None
 
@@ -207,7 +210,7 @@ class MainWindow(QMainWindow):
             "Hosts running the data mover service (`replicadesk mover serve`); a job's VM disks "
             "are processed by tasks on them, up to each proxy's task limit.",
             self.proxies_model,
-            "No backup proxies. Add one with `replicadesk proxy add`.",
+            "No backup proxies. Add one with Add Proxy (or `replicadesk proxy add`).",
         )
         self.repositories_view = InfrastructureView(
             "Repositories",
@@ -288,6 +291,12 @@ class MainWindow(QMainWindow):
             "Ctrl+Shift+H",
             "Add a vCenter Server or an ESXi host: its certificate is pinned, its password stored",
         )
+        self.act_add_proxy = self._action(
+            "Add &Proxy...",
+            sp.SP_ComputerIcon,
+            "Ctrl+Shift+X",
+            "Add a host running the data mover service: it is connected to before it is stored",
+        )
         self.act_add_repository = self._action(
             "Add &Repository...",
             sp.SP_DirIcon,
@@ -318,6 +327,7 @@ class MainWindow(QMainWindow):
         self.act_stats.triggered.connect(self.open_selected_session)
         self.act_reload_inventory.triggered.connect(self.load_inventory)
         self.act_add_server.triggered.connect(self.add_server)
+        self.act_add_proxy.triggered.connect(self.add_proxy)
         self.act_add_repository.triggered.connect(self.add_repository)
         self.act_refresh.triggered.connect(self.watcher.refresh)
         self.act_filter.triggered.connect(self.focus_filter)
@@ -336,7 +346,7 @@ class MainWindow(QMainWindow):
             Page.HISTORY: [self.act_stats],
             Page.INVENTORY: [self.act_reload_inventory],
             Page.SERVERS: [self.act_add_server, self.act_reload_inventory],
-            Page.PROXIES: [],
+            Page.PROXIES: [self.act_add_proxy],
             Page.REPOSITORIES: [self.act_add_repository],
         }
         self.jobs_view.actions_for_menu = [
@@ -352,6 +362,7 @@ class MainWindow(QMainWindow):
             view.actions_for_menu = [self.act_stats]
         self.inventory_view.tree.addAction(self.act_reload_inventory)
         self.servers_view.table.actions_for_menu = [self.act_add_server, self.act_reload_inventory]
+        self.proxies_view.table.actions_for_menu = [self.act_add_proxy]
         self.repositories_view.table.actions_for_menu = [self.act_add_repository]
         self.dr.add_actions()
         self.toolbar = QToolBar("Ribbon", self)
@@ -424,6 +435,7 @@ class MainWindow(QMainWindow):
         self.inventory_menu = bar.addMenu("&Inventory")
         self.inventory_menu.addAction(self.act_reload_inventory)
         self.inventory_menu.addAction(self.act_add_server)
+        self.inventory_menu.addAction(self.act_add_proxy)
         self.inventory_menu.addAction(self.act_add_repository)
         self.dr.add_menus(bar)
 
@@ -791,6 +803,27 @@ class MainWindow(QMainWindow):
         if self.server_dialog is not None:
             self.server_dialog.deleteLater()
             self.server_dialog = None
+
+    def add_proxy(self) -> AddProxyDialog:
+        """The Add Proxy dialog (one at a time); the table follows what it adds."""
+        if self.proxy_dialog is None:
+            dialog = AddProxyDialog(self.store, self.workers, self)
+            dialog.added.connect(self._proxy_added)
+            dialog.finished.connect(self._proxy_dialog_closed)
+            self.proxy_dialog = dialog
+            self.proxyDialogOpened.emit(dialog)
+        self.proxy_dialog.open()
+        self.proxy_dialog.raise_()
+        return self.proxy_dialog
+
+    def _proxy_added(self, proxy: BackupProxy) -> None:
+        self.statusBar().showMessage(f"Added backup proxy {proxy.name}", 15000)
+        self.watcher.refresh()
+
+    def _proxy_dialog_closed(self, _result: int) -> None:
+        if self.proxy_dialog is not None:
+            self.proxy_dialog.deleteLater()
+            self.proxy_dialog = None
 
     def add_repository(self) -> AddRepositoryDialog:
         """The Add Repository dialog (one at a time); the table follows what it adds."""

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import QMenu, QWidget
 from core.errors import ReplicaDeskError
 from core.jobs.runner import run_job
 from core.lab.churn import churn
-from core.lab.lab import Lab
+from core.lab.lab import Lab, LabState
 from core.lab.register import lab_job, register_lab
 from core.lab.topology import LabOptions
 from core.model.schedule import Daily, JobSchedule
@@ -220,6 +220,8 @@ def render_views(out: Path, vms: int = 12) -> list[Path]:
                     paths.append(_save(window, out, name))
                     if page == Page.SERVERS:
                         paths += render_add_server(window, work, out)
+                    if page == Page.PROXIES:
+                        paths += render_add_proxy(window, state, out)
                     if page == Page.REPOSITORIES:
                         paths += render_add_repository(window, out)
                 window.close()
@@ -316,6 +318,39 @@ def render_add_server(window: object, work: Path, out: Path) -> list[Path]:
             )
         paths.append(_save(dialog, out, "add-server-certificate"))
         dialog.reject()
+    return paths
+
+
+def render_add_proxy(window: object, state: LabState, out: Path) -> list[Path]:
+    """The Add Proxy dialog filled in for a second proxy with the lab's TLS files, then its check
+    refused in words under the form (a port where no mover listens); cancelled, so nothing is
+    stored."""
+    import socket
+
+    from gui.main_window import MainWindow
+
+    assert isinstance(window, MainWindow)
+    dialog = window.add_proxy()
+    dialog.name.setText("zurich-proxy-2")
+    address = state.production.proxy_address
+    dialog.address.setText(address)
+    dialog.site.setCurrentText("production")
+    dialog.max_tasks.setText("8")
+    for part in ("cert", "key", "ca"):
+        dialog.tls[part].setText(state.client_tls[part])
+    dialog.description.setText("Second source proxy, Zürich rack B")
+    dialog.adjustSize()
+    paths = [_save(dialog, out, "add-proxy")]
+    with socket.socket() as s:  # a port nothing listens on once closed
+        s.bind((address, 0))
+        closed = int(s.getsockname()[1])
+    dialog.port.setValue(closed)
+    dialog.finish_button.click()
+    if not wait_for(dialog.errorShown, 30):
+        raise ReplicaDeskError(f"Add Proxy did not refuse port {closed}: {dialog.status.text()}")
+    dialog.adjustSize()
+    paths.append(_save(dialog, out, "add-proxy-refused"))
+    dialog.reject()
     return paths
 
 

@@ -1,8 +1,9 @@
 """`replicadesk server|proxy|repo add|list|remove`: the infrastructure jobs run on.
 
 Adding a managed server logs in to it once (`core.jobs.servers.check_server`) and says why that
-failed; adding a proxy connects to its mover service (with a TLS handshake when TLS files are
-given); adding a local repository makes its folder. `--no-check` stores without checking.
+failed; adding a proxy connects to its mover service, with a TLS handshake when TLS files are
+given (`core.jobs.proxies.check_proxy`); adding a local repository makes its folder. `--no-check`
+stores without checking.
 Passwords come from `--password-stdin` or `$REPLICADESK_PASSWORD`, never from a flag value (which
 `ps` shows), and are stored encrypted as a credential named `server:<address>`. Removing
 something a job or a repository still uses is refused by the store, naming the users.
@@ -27,7 +28,6 @@ from core.cli.context import db_arg, open_store, table
 from core.cli.main import emit_json, positive_int
 from core.errors import (
     AlreadyExistsError,
-    ProxyCheckError,
     ServerCheckError,
     UsageError,
     VSphereError,
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from core.store.store import Store
 
 PASSWORD_ENV = "REPLICADESK_PASSWORD"
-CHECK_TIMEOUT = 10.0  # seconds to reach a proxy's mover service
+CHECK_TIMEOUT = 10.0  # seconds to read a server's certificate
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -423,45 +423,8 @@ def resolve_proxy_vm(store: Store, wanted: str, server: str | None, check: bool)
     return found[0].moref, server
 
 
-def check_proxy(proxy: BackupProxy) -> str:
-    """Connect to the proxy's mover service (and shake hands over TLS when we have the files)."""
-    import socket
-    import ssl
-
-    from core.mover.tls import client_context
-
-    where = f"{proxy.address}:{proxy.port}"
-    try:
-        raw = socket.create_connection((proxy.address, proxy.port), timeout=CHECK_TIMEOUT)
-    except OSError as e:
-        raise ProxyCheckError(
-            proxy.name,
-            f"cannot reach its mover service at {where}: {e.strerror or e}: not added "
-            "(is `replicadesk mover serve` running there? --no-check stores it anyway)",
-        ) from e
-    with raw:
-        if proxy.tls is None:
-            return f"mover service answers at {where} (no TLS files: handshake not checked)"
-        ctx = client_context(proxy.tls)
-        try:
-            with ctx.wrap_socket(raw, server_hostname=proxy.address):
-                pass
-        except ssl.SSLCertVerificationError as e:
-            raise ProxyCheckError(
-                proxy.name,
-                f"the mover at {where} has a certificate {proxy.tls.ca} does not trust: "
-                f"{e.verify_message}: not added",
-            ) from e
-        except (ssl.SSLError, OSError) as e:
-            raise ProxyCheckError(
-                proxy.name,
-                f"TLS handshake with the mover at {where} failed: {e} (does it trust "
-                f"{proxy.tls.cert}?): not added",
-            ) from e
-    return f"mover service at {where} accepted our TLS certificate"
-
-
 def cmd_proxy_add(args: argparse.Namespace) -> int:
+    from core.jobs.proxies import add_proxy
     from core.model.fields import choice
     from core.model.infra import BackupProxy, TransportMode
     from core.mover.tls import TlsFiles
@@ -487,14 +450,15 @@ def cmd_proxy_add(args: argparse.Namespace) -> int:
     )
     with open_store(args) as store:
         if any(p.name == proxy.name for p in store.proxies.list()):
-            raise AlreadyExistsError("proxy", proxy.name)
+            raise AlreadyExistsError("proxy", proxy.name)  # before looking up its VM
         if args.vm is not None:
             vm, server = resolve_proxy_vm(store, args.vm, args.vm_server, not args.no_check)
             proxy = replace(proxy, vm=vm, vm_server=server)
         elif args.vm_server is not None:
             raise UsageError("--vm-server goes with --vm")
-        answered = "not checked" if args.no_check else check_proxy(proxy)
-        store.proxies.add(proxy)
+        answered = add_proxy(
+            store, proxy, check=not args.no_check, hint=" --no-check stores it anyway"
+        )
     if args.json:
         emit_json({**proxy_doc(proxy), "answered": answered})
     else:

@@ -69,6 +69,8 @@ VIEWS = {
     "bandwidth",
     "add-server",
     "add-server-certificate",
+    "add-proxy",
+    "add-proxy-refused",
     "add-repository",
     "add-repository-refused",
 }
