@@ -19,17 +19,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDialog,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -41,8 +39,7 @@ from core.jobs.proxies import add_proxy, check_proxy, refuse_duplicate_proxy
 from core.model.infra import DEFAULT_MOVER_PORT, TRANSPORT_ORDER, BackupProxy, TransportMode
 from core.mover.tls import TlsFiles
 from core.store.store import Store
-from gui.server_dialog import error_detail
-from gui.wizard.fields import ERROR_STYLE, FieldErrors, with_error
+from gui.infra_dialog import InfraDialog, add_rows, error_detail
 from gui.workers import Worker, Workers
 
 MODE_WORDS = {
@@ -76,22 +73,18 @@ class ProxyCheckWorker(Worker):
             self.checked.emit(answered)
 
 
-class AddProxyDialog(QDialog):
+class AddProxyDialog(InfraDialog):
     """New backup proxy: one form, checked on a worker and stored at Finish."""
 
     added = Signal(object)  # the BackupProxy stored
     busyChanged = Signal(bool)  # a worker started (True) or reported (False)
-    errorShown = Signal(str)  # the message shown under the form
 
     def __init__(self, store: Store, workers: Workers, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__("New Backup Proxy", parent)
         self.store = store
         self.workers = workers
         self.proxy: BackupProxy | None = None  # being checked
         self.worker: ProxyCheckWorker | None = None
-        self.detail = ""
-        self.setWindowTitle("New Backup Proxy")
-        self.setMinimumWidth(720)
 
         self.form_page = QWidget(self)
         page = self.form_page
@@ -150,7 +143,6 @@ class AddProxyDialog(QDialog):
         self.tls["ca"].setPlaceholderText("/etc/replicadesk/tls/ca.pem")
         self.description = QLineEdit(page)
 
-        self.errors = FieldErrors()
         form = QFormLayout()
         rows: list[tuple[str, str, QWidget, QWidget]] = [
             ("name", "&Name:", self.name, self.name),
@@ -167,37 +159,21 @@ class AddProxyDialog(QDialog):
         ]
         rows += [(f"tls.{p}", text, tls_boxes[p], self.tls[p]) for p, text, _tip in TLS_PARTS]
         rows.append(("description", "De&scription:", self.description, self.description))
-        for key, text, widget, buddy in rows:
-            field_box, label = with_error(widget, page)
-            self.errors.add(key, widget, label)
-            title = QLabel(text, page)
-            title.setBuddy(buddy)
-            form.addRow(title, field_box)
+        add_rows(form, self.errors, rows, page)
         page_layout = QVBoxLayout(page)
         page_layout.setContentsMargins(0, 0, 0, 0)
         page_layout.addWidget(intro)
         page_layout.addLayout(form)
         page_layout.addStretch(1)
 
-        self.status = QLabel(self)
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.details_button = QPushButton("&Details...", self)
-        self.details_button.hide()
-        self.details_button.clicked.connect(self.show_details)
-        status_row = QHBoxLayout()
-        status_row.addWidget(self.status, 1)
-        status_row.addWidget(self.details_button)
+        status_row = self.status_row()
 
         self.finish_button = QPushButton("&Finish", self)
         self.cancel_button = QPushButton("Cancel", self)
         self.finish_button.setDefault(True)
         self.finish_button.clicked.connect(self.finish)
         self.cancel_button.clicked.connect(self.reject)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.finish_button)
-        buttons.addWidget(self.cancel_button)
+        buttons = self.button_row(self.finish_button, self.cancel_button)
 
         layout = QVBoxLayout(self)
         layout.addWidget(page)
@@ -307,38 +283,3 @@ class AddProxyDialog(QDialog):
         self.worker = None
         self._busy(False)
         self._error(message, detail)
-
-    def _field_error(self, error: InvalidSettingError) -> None:
-        """Beside its field; under the form when no field owns it."""
-        if self.errors.show(error) is None:
-            self._error(str(error), "")
-
-    def _say(self, text: str) -> None:
-        self.status.setStyleSheet("")
-        self.status.setText(text)
-        self.detail = ""
-        self.details_button.hide()
-
-    def _error(self, message: str, detail: str) -> None:
-        self.status.setStyleSheet(ERROR_STYLE)
-        self.status.setText(message)
-        self.detail = detail
-        self.details_button.setVisible(bool(detail))
-        self.errorShown.emit(message)
-
-    @Slot()
-    def show_details(self) -> QMessageBox:
-        box = QMessageBox(
-            QMessageBox.Icon.Warning, "New Backup Proxy", self.status.text(), parent=self
-        )
-        box.setDetailedText(self.detail)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()
-        return box
-
-    def reject(self) -> None:
-        """Cancel: a worker still connecting is told to stop and its answer ignored."""
-        if self.worker is not None:
-            self.worker.cancel()
-            self.worker = None
-        super().reject()

@@ -13,12 +13,10 @@ mkdir, so the store is written on the GUI thread (local SQLite), as the other di
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
-    QDialog,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -30,22 +28,19 @@ from core.errors import InvalidSettingError, ReplicaDeskError
 from core.jobs.repositories import add_repository, refuse_duplicate_repository, repository_site
 from core.model.infra import Repository
 from core.store.store import Store
-from gui.wizard.fields import ERROR_STYLE, FieldErrors, with_error
+from gui.infra_dialog import InfraDialog, add_rows
 
 THIS_HOST = "This host (the console's)"
 
 
-class AddRepositoryDialog(QDialog):
+class AddRepositoryDialog(InfraDialog):
     """New repository: one form, stored at Finish."""
 
     added = Signal(object)  # the Repository stored
-    errorShown = Signal(str)  # the message shown under the form
 
     def __init__(self, store: Store, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__("New Repository", parent)
         self.store = store
-        self.setWindowTitle("New Repository")
-        self.setMinimumWidth(720)
         self.proxy_sites = {p.name: p.site for p in store.proxies.list()}
 
         intro = QLabel(
@@ -74,39 +69,28 @@ class AddRepositoryDialog(QDialog):
         self.path.setPlaceholderText("/var/lib/replicadesk/metadata")
         self.description = QLineEdit(self)
 
-        self.errors = FieldErrors()
         form = QFormLayout()
-        for key, text, widget in (
+        rows = (
             ("name", "&Name:", self.name),
             ("proxy", "Pro&xy:", self.proxy),
             ("site", "S&ite:", self.site),
             ("path", "&Path:", self.path),
             ("description", "De&scription:", self.description),
-        ):
-            box, label = with_error(widget, self)
-            self.errors.add(key, widget, label)
-            title = QLabel(text, self)
-            title.setBuddy(widget)
-            form.addRow(title, box)
+        )
+        add_rows(form, self.errors, ((k, t, w, w) for k, t, w in rows), self)
 
-        self.status = QLabel(self)
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.finish_button = QPushButton("&Finish", self)
         self.cancel_button = QPushButton("Cancel", self)
         self.finish_button.setDefault(True)
         self.finish_button.clicked.connect(self.finish)
         self.cancel_button.clicked.connect(self.reject)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.finish_button)
-        buttons.addWidget(self.cancel_button)
+        buttons = self.button_row(self.finish_button, self.cancel_button)
 
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         layout.addLayout(form)
         layout.addStretch(1)
-        layout.addWidget(self.status)
+        layout.addLayout(self.status_row())
         layout.addLayout(buttons)
         self.name.setFocus()
 
@@ -151,13 +135,3 @@ class AddRepositoryDialog(QDialog):
             return
         self.added.emit(repo)
         self.accept()
-
-    def _field_error(self, error: InvalidSettingError) -> None:
-        """Beside its field; under the form when no field owns it."""
-        if self.errors.show(error) is None:
-            self._error(str(error))
-
-    def _error(self, message: str) -> None:
-        self.status.setStyleSheet(ERROR_STYLE)
-        self.status.setText(message)
-        self.errorShown.emit(message)

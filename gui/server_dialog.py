@@ -22,12 +22,10 @@ import dataclasses
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
-    QDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QPushButton,
     QSpinBox,
     QStackedWidget,
@@ -48,21 +46,11 @@ from core.jobs.servers import (
 from core.model.infra import ManagedServer, Protocol, ServerKind
 from core.model.secret import Secret
 from core.store.store import Store
+from gui.infra_dialog import InfraDialog, add_rows, error_detail
 from gui.models.infra import KIND_WORDS
-from gui.wizard.fields import ERROR_STYLE, FieldErrors, with_error
 from gui.workers import Worker, Workers
 
 DEFAULT_PORTS = {Protocol.HTTPS: 443, Protocol.HTTP: 80}
-
-
-def error_detail(error: BaseException) -> str:
-    """The chain of causes behind `error`, one per line: what Details shows."""
-    lines = []
-    current: BaseException | None = error
-    while current is not None:
-        lines.append(f"{type(current).__name__}: {current}")
-        current = current.__cause__ or current.__context__
-    return "\n".join(lines)
 
 
 class ServerConnectWorker(Worker):
@@ -91,40 +79,27 @@ class ServerConnectWorker(Worker):
             self.loggedIn.emit(answered)
 
 
-class AddServerDialog(QDialog):
+class AddServerDialog(InfraDialog):
     """New managed server: the form, then (https) the certificate to trust."""
 
     added = Signal(object)  # the ManagedServer stored
     busyChanged = Signal(bool)  # a worker started (True) or reported (False)
     certificateShown = Signal(object)  # PresentedCertificate, on the alert page
-    errorShown = Signal(str)  # the message shown under the form
 
     FORM, CERTIFICATE = range(2)
 
     def __init__(self, store: Store, workers: Workers, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__("New Managed Server", parent)
         self.store = store
         self.workers = workers
         self.server: ManagedServer | None = None  # as connected to (pinned once trusted)
         self.presented: PresentedCertificate | None = None
-        self.worker: ServerConnectWorker | None = None
-        self.detail = ""
-        self.setWindowTitle("New Managed Server")
-        self.setMinimumWidth(720)
 
         self.pages = QStackedWidget(self)
         self.pages.addWidget(self._form_page())
         self.pages.addWidget(self._certificate_page())
 
-        self.status = QLabel(self)
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.details_button = QPushButton("&Details...", self)
-        self.details_button.hide()
-        self.details_button.clicked.connect(self.show_details)
-        status_row = QHBoxLayout()
-        status_row.addWidget(self.status, 1)
-        status_row.addWidget(self.details_button)
+        status_row = self.status_row()
 
         self.back_button = QPushButton("&Back", self)
         self.connect_button = QPushButton("C&onnect", self)
@@ -135,10 +110,9 @@ class AddServerDialog(QDialog):
         self.connect_button.clicked.connect(self.connect_server)
         self.trust_button.clicked.connect(self.trust)
         self.cancel_button.clicked.connect(self.reject)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        for b in (self.back_button, self.connect_button, self.trust_button, self.cancel_button):
-            buttons.addWidget(b)
+        buttons = self.button_row(
+            self.back_button, self.connect_button, self.trust_button, self.cancel_button
+        )
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.pages)
@@ -174,9 +148,8 @@ class AddServerDialog(QDialog):
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.description = QLineEdit(page)
 
-        self.errors = FieldErrors()
         form = QFormLayout()
-        for path, text, widget in (
+        rows = (
             ("kind", "T&ype:", self.kind),
             ("address", "&Address:", self.address),
             ("port", "Po&rt:", self.port),
@@ -184,12 +157,8 @@ class AddServerDialog(QDialog):
             ("user", "&User name:", self.user),
             ("password", "Pass&word:", self.password),
             ("description", "De&scription:", self.description),
-        ):
-            box, label = with_error(widget, page)
-            self.errors.add(path, widget, label)
-            title = QLabel(text, page)
-            title.setBuddy(widget)
-            form.addRow(title, box)
+        )
+        add_rows(form, self.errors, ((k, t, w, w) for k, t, w in rows), page)
         layout = QVBoxLayout(page)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(intro)
@@ -372,33 +341,3 @@ class AddServerDialog(QDialog):
             self.presented = None
             self._show_page(self.FORM)
         self._error(message, detail)
-
-    def _say(self, text: str) -> None:
-        self.status.setStyleSheet("")
-        self.status.setText(text)
-        self.detail = ""
-        self.details_button.hide()
-
-    def _error(self, message: str, detail: str) -> None:
-        self.status.setStyleSheet(ERROR_STYLE)
-        self.status.setText(message)
-        self.detail = detail
-        self.details_button.setVisible(bool(detail))
-        self.errorShown.emit(message)
-
-    @Slot()
-    def show_details(self) -> QMessageBox:
-        box = QMessageBox(
-            QMessageBox.Icon.Warning, "New Managed Server", self.status.text(), parent=self
-        )
-        box.setDetailedText(self.detail)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()
-        return box
-
-    def reject(self) -> None:
-        """Cancel: a worker still connecting is told to stop and its answer ignored."""
-        if self.worker is not None:
-            self.worker.cancel()
-            self.worker = None
-        super().reject()
